@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// Installs what kairo-gw needs on a fresh Debian / Raspberry Pi OS machine, then generates the
+// wire code from schemas/. Idempotent and quick when nothing is missing.
+//
+//   node scripts/setup.mjs [start|test|bench]   (default: start)
+//
+// Debian packages are installed with apt-get when running as root; otherwise the exact
+// apt-get line is printed and the script exits with status 2.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, statSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const mode = process.argv[2] ?? 'start'
+
+/** Debian package → a file whose presence shows it is installed. */
+const DEB = {
+  start: { 'flatbuffers-compiler': '/usr/bin/flatc' },
+  test: { 'flatbuffers-compiler': '/usr/bin/flatc' },
+  bench: {
+    'flatbuffers-compiler': '/usr/bin/flatc',
+    'libsodium-dev': '/usr/include/sodium.h',
+    gcc: '/usr/bin/gcc',
+    'pkg-config': '/usr/bin/pkg-config',
+  },
+}
+
+function log(msg) {
+  process.stderr.write(`setup: ${msg}\n`)
+}
+
+function ensureDebian(wanted) {
+  const missing = Object.entries(wanted)
+    .filter(([, probe]) => !existsSync(probe))
+    .map(([pkg]) => pkg)
+  if (missing.length === 0) return
+  const line = `apt-get install -y --no-install-recommends ${missing.join(' ')}`
+  if (process.getuid?.() !== 0) {
+    log(`missing Debian packages: ${missing.join(', ')}`)
+    log(`run as root:  sudo apt-get update && sudo ${line}`)
+    process.exit(2)
+  }
+  log(`installing Debian packages: ${missing.join(', ')}`)
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  let r = spawnSync('apt-get', line.split(' ').slice(1), { stdio: 'inherit', env })
+  if (r.status !== 0) {
+    log('apt-get install failed; refreshing package lists and trying again')
+    spawnSync('apt-get', ['update'], { stdio: 'inherit', env })
+    r = spawnSync('apt-get', line.split(' ').slice(1), { stdio: 'inherit', env })
+    if (r.status !== 0) {
+      log(`could not install ${missing.join(', ')} (apt-get exit ${r.status})`)
+      process.exit(2)
+    }
+  }
+}
+
+function mtime(p) {
+  try {
+    return statSync(p).mtimeMs
+  } catch {
+    return 0
+  }
+}
+
+function ensureNpm() {
+  const stamp = join(root, 'node_modules', '.package-lock.json')
+  const lock = join(root, 'package-lock.json')
+  const pkg = join(root, 'package.json')
+  if (existsSync(stamp) && mtime(stamp) >= mtime(lock) && mtime(stamp) >= mtime(pkg)) return
+  log('installing npm packages (npm ci)')
+  const args = existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund']
+  const r = spawnSync('npm', args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
+  if (r.status !== 0) {
+    log(`npm ${args[0]} failed with exit ${r.status}`)
+    process.exit(2)
+  }
+}
+
+ensureDebian(DEB[mode] ?? DEB.start)
+ensureNpm()
+execFileSync(process.execPath, [join(root, 'scripts', 'gen-schemas.mjs')], { stdio: 'inherit' })
