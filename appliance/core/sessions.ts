@@ -74,6 +74,8 @@ export interface SessionManagerOptions {
   /** Most handshakes in progress at once (bounds what unauthenticated XX openers can hold). */
   maxPending?: number
   hopLimit?: number
+  /** Source of ephemeral X25519 key pairs (default: fresh random ones); fixed for test vectors. */
+  ephemeral?: () => { publicKey: Uint8Array; secretKey: Uint8Array }
 }
 
 export class SessionManager {
@@ -85,6 +87,7 @@ export class SessionManager {
   private readonly handshakeTimeoutMs: number
   private readonly maxPending: number
   private readonly hopLimit: number
+  private readonly ephemeral: (() => { publicKey: Uint8Array; secretKey: Uint8Array }) | undefined
   private readonly peers = new Map<string, PeerRecord>()
   private readonly byIndex = new Map<number, Session>()
   private readonly pending = new Map<number, Pending>()
@@ -101,6 +104,18 @@ export class SessionManager {
     this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 5000
     this.maxPending = opts.maxPending ?? 64
     this.hopLimit = opts.hopLimit ?? DEFAULT_HOP_LIMIT
+    this.ephemeral = opts.ephemeral
+  }
+
+  private handshakeState(pattern: 'XX' | 'IK', initiator: boolean, rs?: Buffer): HandshakeState {
+    return new HandshakeState({
+      pattern,
+      initiator,
+      prologue: PROLOGUE,
+      s: this.identity.static,
+      ...(rs ? { rs } : {}),
+      ...(this.ephemeral ? { e: this.ephemeral() } : {}),
+    })
   }
 
   /** Records a peer's keys from a verified announce (see openAnnounce). */
@@ -138,7 +153,7 @@ export class SessionManager {
     const rec = this.peer(peer)
     const ik = rec.staticKey !== null && rec.identityKey !== null
     const pattern = ik ? HandshakePattern.IK : HandshakePattern.XX
-    const hs = new HandshakeState({ pattern: ik ? 'IK' : 'XX', initiator: true, prologue: PROLOGUE, s: this.identity.static, ...(ik ? { rs: rec.staticKey! } : {}) })
+    const hs = this.handshakeState(ik ? 'IK' : 'XX', true, ik ? rec.staticKey! : undefined)
     const localIndex = this.allocateIndex()
     const transactionId = newTransactionId()
     this.pending.set(localIndex, { localIndex, peer: rec.nodeId, hs, pattern, initiator: true, startedAt: this.now(), transactionId })
@@ -207,7 +222,7 @@ export class SessionManager {
   private respond(packet: PacketFrame, pattern: HandshakePattern, remoteIndex: number, noise: Buffer): HandshakeOutcome {
     this.reapPending()
     if (pattern === HandshakePattern.IK) {
-      const hs = new HandshakeState({ pattern: 'IK', initiator: false, prologue: PROLOGUE, s: this.identity.static })
+      const hs = this.handshakeState('IK', false)
       const payload = hs.readMessage(noise)
       const claim = decodeHandshakePayload(payload)
       const rec = this.peer(packet.src)
@@ -226,7 +241,7 @@ export class SessionManager {
     // XX message 0 carries only an ephemeral key: nothing to authenticate yet, so the state it
     // creates is bounded by maxPending and by the handshake timeout.
     if (this.pending.size >= this.maxPending) throw new ResourceLimitError(`${this.pending.size} handshakes already in progress; XX opener from ${nodeIdToString(packet.src)} refused`)
-    const hs = new HandshakeState({ pattern: 'XX', initiator: false, prologue: PROLOGUE, s: this.identity.static })
+    const hs = this.handshakeState('XX', false)
     hs.readMessage(noise)
     const localIndex = this.allocateIndex()
     const reply = hs.writeMessage(this.identityPayload())
