@@ -13,8 +13,9 @@
  *
  * Every chunk but the last has the same length (mtu - 8 of the fragmenting hop); the last chunk
  * is 1..that length. A frame is the concatenation of its chunks in index order. Fragmentation is
- * hop by hop: the receiving hop reassembles before it routes; fragments are neither authenticated
- * nor forwarded as fragments (the reassembled frame is authenticated end to end as usual).
+ * hop by hop: the receiving hop reassembles before it routes, and fragments are never forwarded as
+ * fragments. Fragments carry no authentication of their own; whatever the reassembled frame
+ * carries (AEAD tag, signature) is checked as for any other frame.
  *
  * Callers send a frame that fits the link MTU as it is and only call `fragment()` for a larger
  * one; `fragment()` still works (count 1) for a frame that fits.
@@ -328,7 +329,7 @@ export class Reassembler {
           return null
         }
         this.completed++
-        return fragment.subarray(FRAGMENT_HEADER_BYTES) as Buffer
+        return Buffer.from(fragment.subarray(FRAGMENT_HEADER_BYTES))
       }
       // For a last chunk, len is a lower bound of the chunk length.
       if (h.count * len > this.maxFrameBytes || (src !== undefined && src.pending.size >= this.maxPendingPerSource) || !this.fits(src, cost)) {

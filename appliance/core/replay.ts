@@ -26,8 +26,8 @@
 
 /** Default bitmap size, bits (packets); effective window 8160 packets. Same as Linux WireGuard. */
 export const REPLAY_WINDOW_DEFAULT_BITS = 8192
-/** Smallest allowed bitmap size, bits (packets); effective window 2016 packets. */
-export const REPLAY_WINDOW_MIN_BITS = 2048
+/** Smallest allowed bitmap size, bits: an effective window of 2048 packets, the protocol minimum. */
+export const REPLAY_WINDOW_MIN_BITS = 2080
 /** Bits per bitmap word, the granularity of the ring (RFC 6479 uses the machine word). */
 export const REPLAY_WORD_BITS = 32
 
@@ -47,7 +47,7 @@ export class ReplayWindow {
   private last = -1
 
   /**
-   * @param sizeBits bitmap size in bits (packets): an integer multiple of 32, at least 2048
+   * @param sizeBits bitmap size in bits (packets): an integer multiple of 32, at least 2080 (an effective window of 2048 packets)
    *   (TypeError otherwise). Default 8192.
    */
   constructor(sizeBits: number = REPLAY_WINDOW_DEFAULT_BITS) {

@@ -108,33 +108,33 @@ class Scratch {
   readonly txSeq = this.tx.subarray(DH_SEQ, DH_SEQ + 8)
   readonly rxSeq = this.rx.subarray(DH_SEQ, DH_SEQ + 8)
   readonly nonce = Buffer.alloc(12)
-  readonly hpNonce = Buffer.alloc(12)
-  private readonly views: Buffer[][] = [[], [], [], [], []]
+  private readonly views: Buffer[][] = [[], [], [], [], [], []]
 
-  /** Cached view of `buf` at [start, start + len) for one of five fixed (buffer, start) pairs. */
-  private view(slot: number, buf: Buffer, start: number, len: number): Buffer {
+  /** Cached view of `buf` at [start, start + len), one per (slot, payload length `key`). */
+  private view(slot: number, key: number, buf: Buffer, start: number, len: number): Buffer {
     const cache = this.views[slot]!
-    let v = cache[len]
+    let v = cache[key]
     if (v === undefined) {
       v = buf.subarray(start, start + len)
-      cache[len] = v
+      cache[key] = v
     }
     return v
   }
-  txPlain(len: number): Buffer {
-    return this.view(0, this.tx, DATA_HEADER_BYTES, len)
+  /** The last 12 bytes of the tag of a `len`-byte payload in `tx` (slot 0) or `rx` (slot 5). */
+  hpNonce(rx: boolean, len: number): Buffer {
+    return this.view(rx ? 5 : 0, len, rx ? this.rx : this.tx, DATA_HEADER_BYTES + len + 4, 12)
   }
   txCipher(len: number): Buffer {
-    return this.view(1, this.tx, DATA_HEADER_BYTES, len + TAG_BYTES)
+    return this.view(1, len, this.tx, DATA_HEADER_BYTES, len + TAG_BYTES)
   }
   txFrame(len: number): Buffer {
-    return this.view(2, this.tx, 0, len + DATA_OVERHEAD)
+    return this.view(2, len, this.tx, 0, len + DATA_OVERHEAD)
   }
   rxCipher(len: number): Buffer {
-    return this.view(3, this.rx, DATA_HEADER_BYTES, len + TAG_BYTES)
+    return this.view(3, len, this.rx, DATA_HEADER_BYTES, len + TAG_BYTES)
   }
   rxPlain(len: number): Buffer {
-    return this.view(4, this.rx, DATA_HEADER_BYTES, len)
+    return this.view(4, len, this.rx, DATA_HEADER_BYTES, len)
   }
 }
 
@@ -145,10 +145,15 @@ function writeSeq(buf: Buffer, offset: number, seq: number): void {
   buf.writeUInt32LE(Math.floor(seq / 0x1_0000_0000), offset + 4)
 }
 
-/** XORs the 8-byte sequence field `seqField` with the mask derived from `tag` under `hpKey`. */
-function protectSeq(seqField: Buffer, frame: Buffer, tagAt: number, hpKey: Buffer): void {
-  frame.copy(scratch.hpNonce, 0, tagAt + 4, tagAt + TAG_BYTES)
-  sodium.crypto_stream_chacha20_ietf_xor_ic(seqField, seqField, scratch.hpNonce, frame.readUInt32LE(tagAt), hpKey)
+/**
+ * XORs the 8-byte sequence field of the frame in `tx` or `rx` (payload `len` bytes) with the mask
+ * derived from its tag: ChaCha20 keystream under `hpKey`, block counter = LE32(tag[0..4]),
+ * nonce = tag[4..16].
+ */
+function protectSeq(rx: boolean, len: number, hpKey: Buffer): void {
+  const buf = rx ? scratch.rx : scratch.tx
+  const field = rx ? scratch.rxSeq : scratch.txSeq
+  sodium.crypto_stream_chacha20_ietf_xor_ic(field, field, scratch.hpNonce(rx, len), buf.readUInt32LE(DATA_HEADER_BYTES + len), hpKey)
 }
 
 export class Session {
@@ -166,6 +171,10 @@ export class Session {
   private readonly replay: ReplayWindow
   private readonly now: () => number
   private sendCounter = 0
+  /** createdAt + rejectAfterMs. */
+  private readonly expiresAt: number
+  /** vk, (type), (flags), hop 0, remote session index, dst: the constant part of our headers. */
+  private readonly headerTemplate = Buffer.alloc(DATA_HEADER_BYTES)
   private closed = false
   private readonly result: OpenedData = { type: 0, flags: 0, hopLimit: 0, seq: 0, payload: scratch.rxPlain(0) }
   /** Last time a packet was opened, ms (createdAt until then). */
@@ -196,6 +205,10 @@ export class Session {
     this.recvHp.set(blake2b(32, [HP_KEY_CONTEXT], this.recvKey))
     this.replay = new ReplayWindow(this.limits.replayWindow)
     this.createdAt = this.now()
+    this.expiresAt = this.createdAt + this.limits.rejectAfterMs
+    this.headerTemplate[DH_VK] = VK_DATA
+    this.headerTemplate.writeUInt32LE(this.remoteIndex, DH_SESSION)
+    this.remoteNodeId.copy(this.headerTemplate, DH_DST)
     this.lastReceivedAt = this.createdAt
     this.lastSentAt = this.createdAt
   }
@@ -226,22 +239,25 @@ export class Session {
   seal(type: number, flags: number, payload: Uint8Array, hopLimit = DEFAULT_HOP_LIMIT): Buffer {
     const len = payload.length
     if (len > MAX_DATA_PAYLOAD) throw new TypeError(`payload of ${len} bytes exceeds the ${MAX_DATA_PAYLOAD}-byte limit of a Data frame`)
-    if (this.closed) throw new SessionExpiredError('session is closed')
     const now = this.now()
-    if (this.isExpired(now)) throw new SessionExpiredError(`session ${this.localIndex.toString(16)} expired; a new handshake is needed`)
-    const seq = this.sendCounter++
+    const seq = this.sendCounter
+    if (now >= this.expiresAt || seq >= this.limits.rejectAfterMessages || this.closed) {
+      throw new SessionExpiredError(this.closed ? 'session is closed' : `session ${this.localIndex.toString(16)} expired; a new handshake is needed`)
+    }
+    this.sendCounter = seq + 1
     const tx = scratch.tx
-    tx[DH_VK] = VK_DATA
+    this.headerTemplate.copy(tx, 0, 0, DH_SEQ)
     tx[DH_TYPE] = type
     tx[DH_FLAGS] = flags
-    tx[DH_HOP] = 0
-    tx.writeUInt32LE(this.remoteIndex, DH_SESSION)
-    this.remoteNodeId.copy(tx, DH_DST)
-    writeSeq(tx, DH_SEQ, seq)
-    writeSeq(scratch.nonce, 4, seq)
-    tx.set(payload, DATA_HEADER_BYTES)
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(scratch.txCipher(len), scratch.txPlain(len), scratch.txAd, null, scratch.nonce, this.sendKey)
-    protectSeq(scratch.txSeq, tx, DATA_HEADER_BYTES + len, this.sendHp)
+    const lo = seq % 0x1_0000_0000
+    const hi = (seq - lo) / 0x1_0000_0000
+    tx.writeUInt32LE(lo, DH_SEQ)
+    tx.writeUInt32LE(hi, DH_SEQ + 4)
+    const nonce = scratch.nonce
+    nonce.writeUInt32LE(lo, 4)
+    nonce.writeUInt32LE(hi, 8)
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(scratch.txCipher(len), payload, scratch.txAd, null, nonce, this.sendKey)
+    protectSeq(false, len, this.sendHp)
     tx[DH_HOP] = hopLimit
     this.lastSentAt = now
     this.stats.sealed++
@@ -273,7 +289,7 @@ export class Session {
       throw new MalformedPacketError(`Data frame type 0x${frame[DH_TYPE]!.toString(16)} is not a known packet type`, { field: 'type' })
     }
     const now = this.now()
-    if (this.isExpired(now)) throw new SessionExpiredError(`session ${this.localIndex.toString(16)} expired`)
+    if (now >= this.expiresAt || this.closed) throw new SessionExpiredError(`session ${this.localIndex.toString(16)} expired`)
     const rx = scratch.rx
     rx.set(frame, 0)
     if (rx.readUInt32LE(DH_SESSION) !== this.localIndex) {
@@ -281,7 +297,7 @@ export class Session {
       throw new MalformedPacketError('Data frame is for another session index', { field: 'session' })
     }
     const plen = flen - DATA_OVERHEAD
-    protectSeq(scratch.rxSeq, rx, flen - TAG_BYTES, this.recvHp)
+    protectSeq(true, plen, this.recvHp)
     const hi = rx.readUInt32LE(DH_SEQ + 4)
     const seq = hi * 0x1_0000_0000 + rx.readUInt32LE(DH_SEQ)
     if (hi >= 0x20_0000 || seq >= this.limits.rejectAfterMessages) {

@@ -225,14 +225,15 @@ t.test('round trip for sizes 1..3000 at mtu 255 and 64', async (t) => {
 t.test('property: any permutation with duplicates reassembles exactly the original', async (t) => {
   fc.assert(
     fc.property(
-      fc.uint8Array({ minLength: 1, maxLength: 4000 }),
-      fc.integer({ min: 9, max: 300 }),
+      fc.record({ count: fc.integer({ min: 1, max: MAX_FRAGMENTS }), chunk: fc.integer({ min: 1, max: 200 }), last: fc.nat(), seed: fc.nat() }),
       fc.nat({ max: 0xffffffff }),
       fc.array(fc.nat(), { maxLength: 40 }),
       fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 120, maxLength: 120 }),
-      (frame, mtuSeed, fragId, dupSeeds, keys) => {
-        const mtu = Math.max(mtuSeed, Math.ceil(frame.length / MAX_FRAGMENTS) + 8)
+      ({ count, chunk, last, seed }, fragId, dupSeeds, keys) => {
+        const frame = frameOf((count - 1) * chunk + 1 + (last % chunk), seed)
+        const mtu = chunk + FRAGMENT_HEADER_BYTES
         const frags = fragment(frame, mtu, fragId)
+        if (frags.length !== count) return false
         const list = [...frags, ...dupSeeds.map((d) => frags[d % frags.length]!)]
         const order = list.map((f, i) => ({ f, k: keys[i % keys.length]! + i * 1e-9 })).sort((a, b) => a.k - b.k)
         const r = new Reassembler({ maxFrameBytes: 1 << 20, maxBytesPerSource: 1 << 22, maxBytesTotal: 1 << 22 })
@@ -276,7 +277,7 @@ const anyBytes = fc.oneof(fc.uint8Array({ maxLength: 64 }), nearFragment)
 
 t.test('property: push() returns null or a Buffer, or throws MalformedPacketError, and never amplifies', async (t) => {
   fc.assert(
-    fc.property(fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c'), anyBytes), { maxLength: 200 }), (pushes) => {
+    fc.property(fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c'), anyBytes), { minLength: 20, maxLength: 200 }), (pushes) => {
       const r = new Reassembler({ maxBytesPerSource: 4096, maxBytesTotal: 8192, maxFrameBytes: 2048 })
       let inBytes = 0
       let outBytes = 0
@@ -302,31 +303,39 @@ t.test('property: push() returns null or a Buffer, or throws MalformedPacketErro
 
 t.test('property: memory stays within bounds under a random flood from many sources', async (t) => {
   const sources = Array.from({ length: 12 }, (_, i) => `src${i}`)
-  const opts = { maxBytesPerSource: 1500, maxBytesTotal: 5000, maxPendingPerSource: 3, maxFrameBytes: 1200 }
+  const opts = { maxBytesPerSource: 1500, maxBytesTotal: 5000, maxPendingPerSource: 3, maxFrameBytes: 1200, timeoutMs: 30_000 }
+  // One heavy source and eleven others. Mostly consistent fragments (count and chunk length fixed per frag_id, so that reassemblies
+  // grow and complete), some with arbitrary shapes.
+  const consistent = fc.record({ fragId: fc.integer({ min: 0, max: 30 }), index: fc.nat(), lastLen: fc.integer({ min: 1, max: 150 }) }).map(({ fragId, index, lastLen }) => {
+    const count = 2 + (fragId % 7)
+    const chunk = 30 + ((fragId * 37) % 120)
+    const i = index % count
+    return raw(i, count, fragId, frameOf(i === count - 1 ? Math.min(chunk, lastLen) : chunk, fragId))
+  })
+  const arbitrary = fc
+    .record({ index: fc.nat({ max: 63 }), count: fc.integer({ min: 1, max: 64 }), fragId: fc.integer({ min: 0, max: 30 }), len: fc.integer({ min: 1, max: 250 }) })
+    .map(({ index, count, fragId, len }) => raw(index % count, count, fragId, frameOf(len, fragId)))
   const flood = fc.array(
-    fc.tuple(
-      fc.constantFrom(...sources),
-      fc.record({ index: fc.integer({ min: 0, max: 63 }), count: fc.integer({ min: 1, max: 64 }), fragId: fc.integer({ min: 0, max: 20 }), len: fc.integer({ min: 1, max: 250 }) }),
-      fc.integer({ min: 0, max: 5000 }),
-    ),
-    { maxLength: 300 },
+    fc.tuple(fc.oneof({ weight: 8, arbitrary: fc.constant('src0') }, { weight: 4, arbitrary: fc.constantFrom(...sources) }), fc.oneof({ weight: 4, arbitrary: consistent }, { weight: 1, arbitrary: arbitrary }), fc.integer({ min: 0, max: 600 })),
+    { minLength: 100, maxLength: 400 },
   )
+  let peakTotal = 0
+  let peakSource = 0
   fc.assert(
     fc.property(flood, (pushes) => {
       let clock = 0
       const r = new Reassembler({ ...opts, now: () => clock })
-      for (const [src, h, dt] of pushes) {
+      for (const [src, f, dt] of pushes) {
         clock += dt
-        const count = h.count
-        const index = h.index % count
-        const f = raw(index, count, h.fragId, frameOf(h.len, h.fragId))
         r.push(src, f)
         const s = r.stats()
         if (s.bytes > opts.maxBytesTotal) return false
+        peakTotal = Math.max(peakTotal, s.bytes)
         let sum = 0
         for (const name of sources) {
           const b = r.bytesFor(name)
           if (b > opts.maxBytesPerSource) return false
+          peakSource = Math.max(peakSource, b)
           sum += b
         }
         if (sum !== s.bytes) return false
@@ -337,6 +346,8 @@ t.test('property: memory stays within bounds under a random flood from many sour
     { numRuns: 300 },
   )
   t.pass('within bounds after every push')
+  t.ok(peakTotal > opts.maxBytesTotal * 0.8, `the flood came near the total limit (peak ${peakTotal})`)
+  t.ok(peakSource > opts.maxBytesPerSource * 0.8, `and near the per-source limit (peak ${peakSource})`)
 })
 
 t.test('duplicates and overlaps (RFC 5722 style): numbered cases', async (t) => {
@@ -525,13 +536,17 @@ t.test('timeouts with an injected clock', async (t) => {
   clock += 10_000
   t.equal(r.sweep(), 1)
 
-  // a clock that steps back cannot hide an old reassembly behind a newer one
+  // a clock that steps back: reassemblies stay in arrival order, a later one never expires
+  // before an earlier one (its timeout counts from the latest time seen)
   clock = 100_000
   r.push('s', raw(0, 2, 20, frameOf(10)))
   clock = 50_000
   r.push('s', raw(0, 2, 21, frameOf(10)))
+  t.same(r.push('s', raw(1, 2, 20, frameOf(1))), Buffer.concat([frameOf(10), frameOf(1)]))
+  clock = 85_000
+  t.equal(r.sweep(), 0)
   clock = 130_000
-  t.equal(r.sweep(), 2, 'both are due once the first is')
+  t.equal(r.sweep(), 1)
 })
 
 t.test('one source flooding cannot prevent another source from completing', async (t) => {

@@ -31,7 +31,8 @@ interface Reporter {
 
 t.test('constants', async (t) => {
   t.equal(REPLAY_WINDOW_DEFAULT_BITS, 8192)
-  t.equal(REPLAY_WINDOW_MIN_BITS, 2048)
+  t.equal(REPLAY_WINDOW_MIN_BITS, 2080)
+  t.throws(() => new ReplayWindow(2048), TypeError, "2048 bits would track only 2016 packets")
   t.equal(REPLAY_WORD_BITS, 32)
   const w = new ReplayWindow()
   t.equal(w.sizeBits, 8192)
@@ -134,7 +135,7 @@ t.test('bulk tests (in order, reverse order, window edges)', async (t) => {
 })
 
 t.test('large jumps clear the bits of ring words they reuse', async (t) => {
-  for (const size of [2048, 2080, 8192]) {
+  for (const size of [2080, 2112, 8192]) {
     const w = new ReplayWindow(size)
     const steps: Array<readonly [number, boolean]> = []
     for (let i = 0; i < 64; i++) steps.push([i, true])
@@ -153,7 +154,7 @@ t.test('large jumps clear the bits of ring words they reuse', async (t) => {
 })
 
 t.test('check() does not change state', async (t) => {
-  const w = new ReplayWindow(2048)
+  const w = new ReplayWindow(2080)
   t.equal(w.check(5), true)
   t.equal(w.highest, -1)
   t.equal(w.check(5), true)
@@ -165,7 +166,7 @@ t.test('check() does not change state', async (t) => {
 })
 
 t.test('reset() forgets everything', async (t) => {
-  const w = new ReplayWindow(2048)
+  const w = new ReplayWindow(2080)
   for (let i = 0; i < 100; i++) w.update(i * 7)
   w.reset()
   t.equal(w.highest, -1)
@@ -183,7 +184,7 @@ t.test('property: agrees with a naive model (Set of accepted + highest)', async 
     ),
   })
   fc.assert(
-    fc.property(fc.constantFrom(2048, 2080, 4096, 8192), fc.nat({ max: 2 ** 40 }), fc.array(op, { maxLength: 400 }), (size, base, ops) => {
+    fc.property(fc.constantFrom(2080, 2112, 4096, 8192), fc.nat({ max: 2 ** 40 }), fc.array(op, { maxLength: 400 }), (size, base, ops) => {
       const w = new ReplayWindow(size)
       const W = size - 32
       const seen = new Set<number>()
@@ -211,11 +212,11 @@ t.test('property: agrees with a naive model (Set of accepted + highest)', async 
 t.test('property: near 2^53', async (t) => {
   fc.assert(
     fc.property(fc.array(fc.integer({ min: MAX - 20000, max: MAX }), { maxLength: 200 }), (seqs) => {
-      const w = new ReplayWindow(2048)
+      const w = new ReplayWindow(2080)
       const seen = new Set<number>()
       let highest = -1
       for (const seq of seqs) {
-        const expected = !seen.has(seq) && seq > highest - (2048 - 32)
+        const expected = !seen.has(seq) && seq > highest - (2080 - 32)
         if (w.update(seq) !== expected) return false
         if (expected) {
           seen.add(seq)
@@ -233,7 +234,7 @@ t.test('TypeError for bad sizes and sequence numbers', async (t) => {
   for (const size of badSizes) {
     t.throws(() => new ReplayWindow(size as number), TypeError, `size ${typeof size} ${String(size)}`)
   }
-  t.doesNotThrow(() => new ReplayWindow(2048))
+  t.doesNotThrow(() => new ReplayWindow(2080))
   t.doesNotThrow(() => new ReplayWindow(2080))
   t.doesNotThrow(() => new ReplayWindow(65536))
 
