@@ -195,12 +195,14 @@ export class Session {
     this.initiator = init.initiator
     this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...init.limits })
     this.now = init.now ?? (() => performance.now())
-    this.sendKey = sodium.sodium_malloc(32)
-    this.recvKey = sodium.sodium_malloc(32)
+    // One guarded allocation (sodium_malloc maps guard pages: costly) for all four keys.
+    const keys = sodium.sodium_malloc(128)
+    this.sendKey = keys.subarray(0, 32)
+    this.recvKey = keys.subarray(32, 64)
+    this.sendHp = keys.subarray(64, 96)
+    this.recvHp = keys.subarray(96, 128)
     this.sendKey.set(init.sendKey)
     this.recvKey.set(init.recvKey)
-    this.sendHp = sodium.sodium_malloc(32)
-    this.recvHp = sodium.sodium_malloc(32)
     this.sendHp.set(blake2b(32, [HP_KEY_CONTEXT], this.sendKey))
     this.recvHp.set(blake2b(32, [HP_KEY_CONTEXT], this.recvKey))
     this.replay = new ReplayWindow(this.limits.replayWindow)
