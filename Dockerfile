@@ -1,0 +1,21 @@
+# kairo-gw for non-Pi hosts (amd64 or arm64; sodium-native has no 32-bit ARM build).
+#   docker build -t kairo-gw .
+#   docker run --rm -it -p 47800:47800/udp -v kairo-state:/var/lib/kairo-gw kairo-gw
+FROM node:20-bookworm-slim
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends flatbuffers-compiler \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /opt/kairo-gw
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY . .
+RUN node scripts/gen-schemas.mjs
+
+ENV KAIRO_STATE_DIR=/var/lib/kairo-gw
+VOLUME /var/lib/kairo-gw
+EXPOSE 47800/udp
+USER node
+ENTRYPOINT ["node", "appliance/bin/kairo-gw.mjs"]
+CMD ["run", "--host", "0.0.0.0", "--state-dir", "/var/lib/kairo-gw"]
