@@ -13,6 +13,7 @@ RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
 RUN node scripts/gen-schemas.mjs
 
+RUN mkdir -p /var/lib/kairo-gw && chown node:node /var/lib/kairo-gw && chmod 0700 /var/lib/kairo-gw
 ENV KAIRO_STATE_DIR=/var/lib/kairo-gw
 VOLUME /var/lib/kairo-gw
 EXPOSE 47800/udp
