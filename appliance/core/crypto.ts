@@ -215,34 +215,48 @@ export function blake2bInto(out: Uint8Array, parts: readonly Uint8Array[], key?:
   sodium.crypto_generichash_final(hashState, out)
 }
 
-/** HMAC-BLAKE2b-512 (block length 128) as Noise defines HMAC-HASH. */
-export function hmacBlake2b(key: Uint8Array, parts: readonly Uint8Array[]): Buffer {
-  const k = Buffer.alloc(HASH_BLOCK_BYTES)
-  if (key.length > HASH_BLOCK_BYTES) blake2bInto(k.subarray(0, HASH_BYTES), [key])
-  else k.set(key)
-  const ipad = Buffer.alloc(HASH_BLOCK_BYTES)
-  const opad = Buffer.alloc(HASH_BLOCK_BYTES)
-  for (let i = 0; i < HASH_BLOCK_BYTES; i++) {
-    ipad[i] = k[i]! ^ 0x36
-    opad[i] = k[i]! ^ 0x5c
+const hmacPad = Buffer.alloc(HASH_BLOCK_BYTES)
+const hmacInner = Buffer.alloc(HASH_BYTES)
+const hkdfTemp = Buffer.alloc(HASH_BYTES)
+const HKDF_BYTE = [Buffer.from([0x01]), Buffer.from([0x02]), Buffer.from([0x03])] as const
+
+/** HMAC-BLAKE2b-512 (block length 128, RFC 2104) into `out` (64 bytes), as Noise's HMAC-HASH. */
+export function hmacBlake2bInto(out: Uint8Array, key: Uint8Array, parts: readonly Uint8Array[]): void {
+  if (key.length > HASH_BLOCK_BYTES) {
+    hmacPad.fill(0)
+    blake2bInto(hmacPad.subarray(0, HASH_BYTES), [key])
+  } else {
+    hmacPad.set(key)
+    hmacPad.fill(0, key.length)
   }
-  const inner = blake2b(HASH_BYTES, [ipad, ...parts])
-  const outer = blake2b(HASH_BYTES, [opad, inner])
-  k.fill(0)
-  ipad.fill(0)
-  opad.fill(0)
-  inner.fill(0)
-  return outer
+  for (let i = 0; i < HASH_BLOCK_BYTES; i++) hmacPad[i]! ^= 0x36
+  sodium.crypto_generichash_init(hashState, null, HASH_BYTES)
+  sodium.crypto_generichash_update(hashState, hmacPad)
+  for (const p of parts) sodium.crypto_generichash_update(hashState, p)
+  sodium.crypto_generichash_final(hashState, hmacInner)
+  for (let i = 0; i < HASH_BLOCK_BYTES; i++) hmacPad[i]! ^= 0x36 ^ 0x5c
+  sodium.crypto_generichash_init(hashState, null, HASH_BYTES)
+  sodium.crypto_generichash_update(hashState, hmacPad)
+  sodium.crypto_generichash_update(hashState, hmacInner)
+  sodium.crypto_generichash_final(hashState, out)
+  hmacPad.fill(0)
+  hmacInner.fill(0)
+}
+
+export function hmacBlake2b(key: Uint8Array, parts: readonly Uint8Array[]): Buffer {
+  const out = Buffer.alloc(HASH_BYTES)
+  hmacBlake2bInto(out, key, parts)
+  return out
 }
 
 /** Noise HKDF(chaining_key, input_key_material, num_outputs) with HMAC-BLAKE2b. */
 export function hkdf(chainingKey: Uint8Array, ikm: Uint8Array, numOutputs: 2 | 3): Buffer[] {
-  const tempKey = hmacBlake2b(chainingKey, [ikm])
-  const out1 = hmacBlake2b(tempKey, [Buffer.from([0x01])])
-  const out2 = hmacBlake2b(tempKey, [out1, Buffer.from([0x02])])
+  hmacBlake2bInto(hkdfTemp, chainingKey, [ikm])
+  const out1 = hmacBlake2b(hkdfTemp, [HKDF_BYTE[0]])
+  const out2 = hmacBlake2b(hkdfTemp, [out1, HKDF_BYTE[1]])
   const outs = [out1, out2]
-  if (numOutputs === 3) outs.push(hmacBlake2b(tempKey, [out2, Buffer.from([0x03])]))
-  tempKey.fill(0)
+  if (numOutputs === 3) outs.push(hmacBlake2b(hkdfTemp, [out2, HKDF_BYTE[2]]))
+  hkdfTemp.fill(0)
   return outs
 }
 
