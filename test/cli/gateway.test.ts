@@ -202,3 +202,41 @@ t.test('send to a silent address exits 3 with the address in the error', async (
   t.equal(r.code, 3)
   t.match(r.stderr, new RegExp(`^kairo-gw: .*127\\.0\\.0\\.1:${port}.*\\(transaction [0-9a-f]{16}\\)$`, 'm'))
 })
+
+t.test('a frame that fails authentication is dropped silently: nothing goes back to the sender', async (t) => {
+  const b = await gateway(t, 8)
+  const { SessionManager } = await import('../../appliance/core/sessions.js')
+  const { decodePacket } = await import('../../appliance/core/wire/packet.js')
+  const { PacketType } = await import('../../appliance/core/wire/constants.js')
+  const me = new SessionManager({ identity: Identity.fromSeed(Buffer.alloc(32, 9)) })
+  const raw = dgram.createSocket('udp4')
+  t.teardown(() => raw.close())
+  const inbound: Buffer[] = []
+  raw.on('message', (m) => inbound.push(m))
+  await new Promise<void>((r) => raw.bind(0, '127.0.0.1', () => r()))
+  const tx = (f: Buffer) => new Promise<void>((r, e) => raw.send(f, b.address.port, '127.0.0.1', (err) => (err ? e(err) : r())))
+  const peer = Buffer.from(b.gw.nodeIdHex, 'hex')
+  // XX by hand over the raw socket.
+  await tx(me.connect(peer).frame)
+  const m1 = await waitFor('handshake message 1', () => inbound.shift())
+  const out = me.handleHandshake(decodePacket(m1))
+  await tx(out.reply!)
+  const good = Buffer.from(me.seal(peer, PacketType.TaskRequest, 0, Buffer.from('authentic')))
+  await tx(good)
+  await waitFor('the authentic message', () => b.got.some((m) => m.payload.toString() === 'authentic'))
+  inbound.length = 0
+  for (const at of [1, 10, 30, good.length - 1]) {
+    const forged = Buffer.from(me.seal(peer, PacketType.TaskRequest, 0, Buffer.from('forged!!!')))
+    forged[at]! ^= 0x40
+    await tx(forged)
+  }
+  await tx(good)
+  await waitFor('4 auth failures and a replay counted', () => {
+    const d = b.gw.stats().dropped
+    return (d.EAUTH ?? 0) + (d.EMALFORMED ?? 0) + (d.EREPLAY ?? 0) >= 5
+  })
+  await new Promise((r) => setTimeout(r, 300))
+  t.equal(inbound.length, 0, 'no datagram came back for a forged or replayed frame')
+  t.equal(b.got.filter((m) => m.payload.toString() === 'forged!!!').length, 0, 'nothing forged was delivered')
+  t.equal(b.gw.stats().dropped.EREPLAY, 1, 'the replay was counted as such')
+})
