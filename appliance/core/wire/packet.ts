@@ -135,6 +135,9 @@ export function decodePacket(frame: Uint8Array): PacketFrame {
   if (signed !== (sigArr !== null)) throw new MalformedPacketError(signed ? 'Signed flag set but no signature' : 'signature present without the Signed flag', { field: 'Packet.signature' })
   const view = (a: Uint8Array | null) => (a === null ? null : Buffer.from(a.buffer, a.byteOffset, a.byteLength))
   const dst = p.dst()
+  // The signing input writes 16 zero bytes for an absent dst, so a present all-zero dst would
+  // let a broadcast's signature verify on a unicast copy of it: broadcasts must omit dst.
+  if (dst && dst.w0() === 0n && dst.w1() === 0n) throw new MalformedPacketError('Packet.dst is the all-zero node ID; a broadcast omits dst', { field: 'Packet.dst' })
   return {
     type,
     flags,
