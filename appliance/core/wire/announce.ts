@@ -120,6 +120,7 @@ export function openAnnounce(frame: Uint8Array): VerifiedAnnounce {
 
 export function verifyAnnouncePacket(packet: PacketFrame): AnnounceBody {
   if (packet.type !== PacketType.Announce) throw new MalformedPacketError(`packet type ${packet.type} is not Announce`, { field: 'Packet.header.type' })
+  if (packet.dst !== null) throw new MalformedPacketError('an announce has no destination', { field: 'Packet.dst' })
   const body = decodeAnnounceBody(packet.payload)
   try {
     verifyPacketSignature(packet, body.identityKey)
