@@ -87,6 +87,17 @@ const vector = (name: string): NoiseVector => {
   return v
 }
 
+/** A fresh initiator and responder for vector `v`, with messages 0..k-1 already exchanged. */
+function advanceTo(v: Parameters<typeof optionsFor>[0], k: number): [HandshakeState, HandshakeState] {
+  const init = new HandshakeState(optionsFor(v, true))
+  const resp = new HandshakeState(optionsFor(v, false))
+  for (let j = 0; j < k; j++) {
+    const [w, r] = init.isMyTurn() ? [init, resp] : [resp, init]
+    r.readMessage(w.writeMessage(hex(v.messages[j]!.payload)))
+  }
+  return [init, resp]
+}
+
 t.test('cacophony vectors, 25519_ChaChaPoly_BLAKE2b', async (t) => {
   t.same(
     unsupported.map((v) => v.protocol_name),
@@ -205,12 +216,7 @@ t.test('flipping any single bit of a handshake message fails the handshake', asy
       let rejectedNext = 0
       const bad: string[] = []
       for (let bit = 0; bit < original.length * 8; bit++) {
-        const init = new HandshakeState(optionsFor(v, true))
-        const resp = new HandshakeState(optionsFor(v, false))
-        for (let j = 0; j < k; j++) {
-          const [w, r] = init.isMyTurn() ? [init, resp] : [resp, init]
-          r.readMessage(w.writeMessage(hex(v.messages[j]!.payload)))
-        }
+        const [init, resp] = advanceTo(v, k)
         const [w, r] = init.isMyTurn() ? [init, resp] : [resp, init]
         const msg = w.writeMessage(hex(v.messages[k]!.payload))
         msg[bit >> 3]! ^= 1 << (bit & 7)
@@ -257,12 +263,7 @@ t.test('authenticated handshake messages reject every bit flip in readMessage it
     const original = hex(v.messages[k]!.ciphertext)
     let wrong = 0
     for (let bit = 0; bit < original.length * 8; bit++) {
-      const init = new HandshakeState(optionsFor(v, true))
-      const resp = new HandshakeState(optionsFor(v, false))
-      for (let j = 0; j < k; j++) {
-        const [w, r] = init.isMyTurn() ? [init, resp] : [resp, init]
-        r.readMessage(w.writeMessage(hex(v.messages[j]!.payload)))
-      }
+      const [init, resp] = advanceTo(v, k)
       const r = init.isMyTurn() ? resp : init
       const msg = Buffer.from(original)
       msg[bit >> 3]! ^= 1 << (bit & 7)
