@@ -18,7 +18,7 @@
  *   packet arrives on it; the side that reads the last message makes it current at once.
  */
 import { randomFill } from './crypto.js'
-import { AuthenticationError, HandshakeError, KairoError, MalformedPacketError, ResourceLimitError, SessionExpiredError, TimeoutError, ConnectionLostError, newTransactionId } from './errors.js'
+import { AuthenticationError, HandshakeError, MalformedPacketError, ResourceLimitError, SessionExpiredError, TimeoutError, ConnectionLostError, newTransactionId } from './errors.js'
 import { Identity, nodeIdFromPublicKey, nodeIdToString, verifyStaticBinding } from './identity.js'
 import { HandshakeState } from './noise.js'
 import { Session, type OpenedData, type SessionLimits } from './session.js'
@@ -434,7 +434,6 @@ export class SessionManager {
   private retag(err: unknown, transaction_id: string): unknown {
     if (err instanceof AuthenticationError) return new AuthenticationError(err.message, { transaction_id, cause: err })
     if (err instanceof MalformedPacketError) return new MalformedPacketError(err.message, { transaction_id, cause: err, ...(err.field ? { field: err.field } : {}) })
-    if (err instanceof KairoError) return err
     return err
   }
 }
