@@ -81,3 +81,23 @@ export class ConnectionLostError extends KairoError {
 export class ResourceLimitError extends KairoError {
   readonly code = 'ELIMIT'
 }
+
+/** A radio or device configuration was refused; `field` names the offending setting. */
+export class ConfigRejectedError extends KairoError {
+  readonly code = 'ECONFIG'
+  readonly field: string
+  constructor(message: string, options: KairoErrorOptions & { field: string }) {
+    super(message, options)
+    this.field = options.field
+  }
+}
+
+/** The radio refused or failed an operation: `reason` is e.g. 'queue-full', 'busy', 'off', 'tx-failed'. */
+export class RadioError extends KairoError {
+  readonly code = 'ERADIO'
+  readonly reason: string
+  constructor(message: string, options: KairoErrorOptions & { reason: string }) {
+    super(message, options)
+    this.reason = options.reason
+  }
+}
