@@ -1,0 +1,291 @@
+/**
+ * The LoRa link: a LoRa radio on a companion MCU behind a serial port, speaking either our
+ * firmware-bridge protocol or RNode's KISS protocol (drivers/lora/backend.ts).
+ *
+ * - Hot-plug: when the device disappears the link goes `down`, keeps what is queued, retries with
+ *   backoff, and comes back `up` with its configuration re-applied (drivers/base-link.ts).
+ * - Frames larger than the radio's 255 bytes are cut with the packet core's fragmentation
+ *   (appliance/core/fragment.ts) and reassembled on receipt, so the link's MTU is the largest
+ *   fragmentable frame.
+ * - Airtime discipline: the region's duty cycle over a rolling hour and its dwell time, the
+ *   firmware's flow-control credits, and listen-before-talk when the firmware reports channel
+ *   activity. When the budget is spent, send() returns false (backpressure) and frames wait;
+ *   a frame that can never be sent (over the dwell time) is refused at send() with
+ *   ResourceLimitError; frames that wait longer than `maxQueueAgeMs` are dropped, counted and
+ *   reported.
+ */
+import { randomInt } from 'node:crypto'
+import { SerialPort } from 'serialport'
+import { ConfigRejectedError, ConnectionLostError, MalformedPacketError, RadioError, ResourceLimitError } from '../../appliance/core/errors.js'
+import { fragment, maxFragmentableBytes, Reassembler, FRAGMENT_VK } from '../../appliance/core/fragment.js'
+import { BaseLink, type QueuedFrame } from '../base-link.js'
+import type { LinkKind, LinkQuality, LinkStats } from '../link.js'
+import type { DeviceInfo, RadioBackend, RadioRx } from './backend.js'
+import { DutyCycle } from './duty-cycle.js'
+import { DEFAULT_RADIO, LORA_PHY_MTU, REGIONS, radioConfigProblems, regionProblems, timeOnAirMs, type RadioConfig, type Region } from './radio.js'
+import { FirmwareBridgeBackend } from '../../firmware-bridge/host.js'
+import { RNodeBackend } from './rnode/host.js'
+
+/** What the link needs of a serial port (serialport's SerialPort fits). */
+export interface SerialLike {
+  open(cb: (err: Error | null) => void): void
+  write(data: Uint8Array): boolean
+  close(cb?: (err: Error | null) => void): void
+  readonly isOpen: boolean
+  on(event: 'data', fn: (d: Buffer) => void): this
+  on(event: 'close', fn: (err?: Error & { disconnected?: boolean }) => void): this
+  on(event: 'error', fn: (err: Error) => void): this
+  removeAllListeners(): this
+}
+
+export interface LoRaLinkOptions {
+  name: string
+  /** Serial device, e.g. /dev/ttyACM0 or a PTY. */
+  path: string
+  baudRate?: number
+  backend: 'firmware-bridge' | 'rnode' | (() => RadioBackend)
+  radio?: Partial<RadioConfig>
+  /** Regulatory region (REGIONS): duty cycle, dwell time, band, power. Default EU868. */
+  region?: string
+  /** Overrides the region's duty cycle (0..1, or null for none). */
+  dutyCycle?: number | null
+  /** Hold frames while the firmware reports the channel busy. Default true. */
+  listenBeforeTalk?: boolean
+  /** Longest a frame may wait in the queue, ms, before it is dropped (counted). Default 10 min. */
+  maxQueueAgeMs?: number
+  /**
+   * Radio time per real time: 1 on real radios; an emulator running at timeScale 0.01 makes
+   * airtime pass 100 times faster, and the link must account for it the same way.
+   */
+  timeScale?: number
+  queueLimit?: number
+  highWater?: number
+  backoffInitialMs?: number
+  backoffMaxMs?: number
+  /** Opens the serial port (tests may inject); default serialport's SerialPort. */
+  openPort?: (path: string, baudRate: number) => SerialLike
+}
+
+function defaultPort(path: string, baudRate: number): SerialLike {
+  return new SerialPort({ path, baudRate, autoOpen: false }) as unknown as SerialLike
+}
+
+function makeBackend(kind: LoRaLinkOptions['backend']): RadioBackend {
+  if (typeof kind === 'function') return kind()
+  if (kind === 'firmware-bridge') return new FirmwareBridgeBackend()
+  if (kind === 'rnode') return new RNodeBackend()
+  throw new TypeError(`unknown LoRa backend ${JSON.stringify(kind)}: use firmware-bridge or rnode`)
+}
+
+/** Nominal LoRa bit rate, bit/s: SF * (BW / 2^SF) * 4 / CR. */
+export function loraBitrate(cfg: RadioConfig): number {
+  return Math.round((cfg.spreadingFactor * (cfg.bandwidthHz / 2 ** cfg.spreadingFactor) * 4) / cfg.codingRate)
+}
+
+export class LoRaLink extends BaseLink {
+  readonly kind: LinkKind = 'lora'
+  readonly mtu: number
+  readonly bitrate: number
+  readonly radio: Readonly<RadioConfig>
+  readonly region: Region
+  private readonly opts: LoRaLinkOptions
+  private readonly duty: DutyCycle
+  private readonly scale: number
+  private readonly reassembler = new Reassembler()
+  private port: SerialLike | null = null
+  private backend: RadioBackend | null = null
+  private info: DeviceInfo | null = null
+  private radioMtu = LORA_PHY_MTU
+  private ready = false
+  private channelBusy = false
+  private inFlight = 0
+  private pumpTimer: NodeJS.Timeout | null = null
+  private airtimeMs = 0
+  private last: { rssi?: number; snr?: number } = {}
+
+  constructor(opts: LoRaLinkOptions) {
+    super({ name: opts.name, queueLimit: opts.queueLimit ?? 512, highWater: opts.highWater ?? 32, backoffInitialMs: opts.backoffInitialMs ?? 250, backoffMaxMs: opts.backoffMaxMs ?? 10_000 })
+    this.opts = opts
+    const region = REGIONS[opts.region ?? 'EU868']
+    if (region === undefined) throw new TypeError(`unknown region ${JSON.stringify(opts.region)}; known: ${Object.keys(REGIONS).join(', ')}`)
+    this.region = region
+    const radio = { ...DEFAULT_RADIO, ...opts.radio }
+    const problems = [...radioConfigProblems(radio), ...regionProblems(radio, region)]
+    if (problems.length > 0) throw new ConfigRejectedError(`link ${opts.name}: ${problems.map((p) => p.message).join('; ')}`, { field: `radio.${problems[0]!.field}` })
+    this.radio = Object.freeze(radio)
+    this.duty = new DutyCycle(opts.dutyCycle === undefined ? region.dutyCycle : opts.dutyCycle)
+    this.scale = opts.timeScale ?? 1
+    this.mtu = maxFragmentableBytes(LORA_PHY_MTU)
+    this.bitrate = loraBitrate(radio)
+  }
+
+  /** The device the link last spoke with. */
+  get device(): DeviceInfo | null {
+    return this.info
+  }
+
+  /** Time on air of one radio frame, in real ms. */
+  private airtime(bytes: number): number {
+    return timeOnAirMs(this.radio, bytes) * this.scale
+  }
+
+  protected override split(frame: Buffer): Buffer[] {
+    const parts = frame.length <= this.radioMtu ? [frame] : fragment(frame, this.radioMtu, randomInt(0, 0x1_0000_0000))
+    const longest = timeOnAirMs(this.radio, Math.max(...parts.map((p) => p.length)))
+    if (this.region.maxDwellMs !== null && longest > this.region.maxDwellMs) {
+      throw new ResourceLimitError(`link ${this.name}: a ${Math.max(...parts.map((p) => p.length))}-byte radio frame is ${longest.toFixed(0)} ms on air, over the ${this.region.name} dwell time of ${this.region.maxDwellMs} ms; use a lower spreading factor`)
+    }
+    return parts
+  }
+
+  protected override congested(): boolean {
+    return this.duty.waitMs(this.airtime(this.radioMtu), this.now()) > 0
+  }
+
+  protected async connect(signal: AbortSignal): Promise<void> {
+    const baud = this.opts.baudRate ?? 115_200
+    const port = (this.opts.openPort ?? defaultPort)(this.opts.path, baud)
+    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())))
+    this.port = port
+    const backend = makeBackend(this.opts.backend)
+    this.backend = backend
+    backend.attach((bytes) => {
+      if (port.isOpen) port.write(bytes)
+    })
+    port.on('data', (d) => backend.receive(d))
+    port.on('error', (err) => {
+      this.countError((err as { code?: string }).code ?? 'serial-error')
+      this.lost('serial error')
+    })
+    port.on('close', () => this.lost('device closed'))
+    backend.on('rx', (rx) => this.onRx(rx))
+    backend.on('channel', (busy) => {
+      this.channelBusy = busy
+      if (!busy) this.kick()
+    })
+    backend.on('credits', () => this.kick())
+    backend.on('deviceError', (err) => this.countError((err as { reason?: string }).reason ?? err.name))
+    this.info = await backend.start(signal)
+    this.radioMtu = Math.min(this.info.mtu, LORA_PHY_MTU)
+    await backend.configure(this.radio, signal)
+    await backend.setRadio(true, signal)
+    this.ready = true
+  }
+
+  private lost(reason: string): void {
+    if (!this.ready) return
+    this.ready = false
+    this.mediumLost(reason)
+  }
+
+  protected async disconnect(): Promise<void> {
+    this.ready = false
+    if (this.pumpTimer !== null) clearTimeout(this.pumpTimer)
+    this.pumpTimer = null
+    const backend = this.backend
+    this.backend = null
+    backend?.removeAllListeners()
+    backend?.stop()
+    const port = this.port
+    this.port = null
+    if (port !== null) {
+      port.removeAllListeners()
+      port.on('error', () => {})
+      if (port.isOpen) await new Promise<void>((r) => port.close(() => r()))
+    }
+  }
+
+  private onRx(rx: RadioRx): void {
+    this.last = { rssi: rx.rssi, snr: rx.snr }
+    let data: Buffer | null = rx.payload
+    if (data.length > 0 && data[0] === FRAGMENT_VK) {
+      try {
+        data = this.reassembler.push('air', data)
+      } catch (err) {
+        this.countError(err instanceof MalformedPacketError ? 'EMALFORMED' : 'reassembly')
+        return
+      }
+    }
+    if (data !== null) this.deliver({ data, rssi: rx.rssi, snr: rx.snr, at: Date.now() })
+  }
+
+  private schedule(ms: number): void {
+    if (this.pumpTimer !== null) return
+    this.pumpTimer = setTimeout(() => {
+      this.pumpTimer = null
+      this.maybeDrain()
+      this.kick()
+      if (this.state === 'closing') this.pump()
+    }, Math.max(1, Math.min(ms, 60_000)))
+  }
+
+  protected pump(): void {
+    const backend = this.backend
+    if (backend === null || !this.ready) return
+    const now = this.now()
+    const maxAge = this.opts.maxQueueAgeMs ?? 600_000
+    while (backend.credits > 0) {
+      const f = this.peek()
+      if (f === undefined) return
+      if (now - f.enqueuedAt > maxAge) {
+        this.dequeue()
+        this.drop('expired', f.data.length)
+        continue
+      }
+      const air = this.airtime(f.data.length)
+      const wait = this.duty.waitMs(air, now)
+      if (wait > 0) return this.schedule(wait)
+      if (this.channelBusy && (this.opts.listenBeforeTalk ?? true) && this.info?.channelActivity) return this.schedule(20 + randomInt(0, 80))
+      this.dequeue()
+      this.duty.record(air, now)
+      this.airtimeMs += air / this.scale
+      this.transmit(backend, f)
+    }
+  }
+
+  private transmit(backend: RadioBackend, f: QueuedFrame): void {
+    this.inFlight++
+    backend.transmit(f.data).then(
+      () => {
+        this.inFlight--
+        this.sent(f.data.length)
+        this.kick()
+        if (this.state === 'closing') this.pump()
+      },
+      (err: unknown) => {
+        this.inFlight--
+        if (err instanceof RadioError && (err.reason === 'queue-full' || err.reason === 'busy' || err.reason === 'radio-off')) {
+          this.countError(err.reason)
+          this.requeue(f)
+          this.schedule(50)
+        } else if (err instanceof ConnectionLostError) {
+          this.requeue(f)
+          this.lost('device stopped answering')
+        } else {
+          this.countError((err as { code?: string }).code ?? 'tx-failed')
+          this.drop('tx-failed', f.data.length)
+        }
+      },
+    )
+  }
+
+  protected override async flush(): Promise<void> {
+    const deadline = this.now() + 5000
+    while ((this.queued > 0 || this.inFlight > 0) && this.now() < deadline && this.ready) {
+      this.pump()
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  }
+
+  override quality(): LinkQuality {
+    const budget = this.duty.budgetMs
+    const q: LinkQuality = { airtimeAvailable: budget === Infinity ? 1 : Math.max(0, 1 - this.duty.usedMs(this.now()) / budget) }
+    if (this.last.rssi !== undefined) q.rssi = this.last.rssi
+    if (this.last.snr !== undefined) q.snr = this.last.snr
+    return q
+  }
+
+  override stats(): LinkStats & { airtimeMs: number; device: DeviceInfo | null; reassembly: ReturnType<Reassembler['stats']>; backend: Record<string, unknown> | null } {
+    return { ...super.stats(), airtimeMs: Math.round(this.airtimeMs), device: this.info, reassembly: this.reassembler.stats(), backend: this.backend?.stats() ?? null }
+  }
+}
