@@ -14,6 +14,22 @@ export type FieldSpec =
   | { name: string; kind: 'bytes'; required?: boolean; maxLength?: number; exactLength?: number }
   | { name: string; kind: 'string'; required?: boolean; maxLength?: number }
   | { name: string; kind: 'tables'; table: TableSpec; required?: boolean; maxCount?: number }
+  | UnionFieldSpec
+
+/**
+ * A union field. In the vtable it takes two slots, as flatc lays it out: the type byte
+ * (`<name>_type`, a ubyte) and then the offset of the member table. `members` maps each type
+ * code to the spec of its table; type 0 (NONE) means absent. A code not in `members` is
+ * malformed unless `allowUnknown` is set, in which case only the table's own header and vtable
+ * are checked (a newer peer's message that the reader will answer as unsupported).
+ */
+export interface UnionFieldSpec {
+  name: string
+  kind: 'union'
+  members: Readonly<Record<number, TableSpec>>
+  required?: boolean
+  allowUnknown?: boolean
+}
 
 export interface TableSpec {
   name: string
@@ -44,18 +60,25 @@ function verifyTable(dv: DataView, pos: number, spec: TableSpec, path: string, d
   const inlineSize = dv.getUint16(vt + 2, true)
   if (vtSize < 4 || vtSize % 2 !== 0 || vt + vtSize > len) fail(`${path}: bad vtable size ${vtSize}`, path)
   if (inlineSize < 4 || pos + inlineSize > len) fail(`${path}: table size ${inlineSize} overruns the buffer`, path)
-  spec.fields.forEach((field, i) => {
+  const slotOffset = (slot: number) => (4 + 2 * slot < vtSize ? dv.getUint16(vt + 4 + 2 * slot, true) : 0)
+  let nextSlot = 0
+  for (const field of spec.fields) {
     const fpath = `${path}.${field.name}`
-    const slot = 4 + 2 * i
-    const fo = slot < vtSize ? dv.getUint16(vt + slot, true) : 0
+    const slot = nextSlot
+    nextSlot += field.kind === 'union' ? 2 : 1
+    if (field.kind === 'union') {
+      verifyUnion(dv, pos, inlineSize, slotOffset(slot), slotOffset(slot + 1), field, fpath, depth)
+      continue
+    }
+    const fo = slotOffset(slot)
     if (fo === 0) {
       if (field.required) fail(`${fpath}: required field is missing`, fpath)
-      return
+      continue
     }
     const inlineBytes = field.kind === 'scalar' || field.kind === 'struct' ? field.size : 4
     if (fo < 4 || fo + inlineBytes > inlineSize) fail(`${fpath}: field offset ${fo} outside the ${inlineSize}-byte table`, fpath)
     const at = pos + fo
-    if (field.kind === 'scalar' || field.kind === 'struct') return
+    if (field.kind === 'scalar' || field.kind === 'struct') continue
     const target = at + dv.getUint32(at, true)
     if (target + 4 > len) fail(`${fpath}: offset points outside the buffer`, fpath)
     const count = dv.getUint32(target, true)
@@ -65,11 +88,11 @@ function verifyTable(dv: DataView, pos: number, spec: TableSpec, path: string, d
         if (body + count > len) fail(`${fpath}: vector of ${count} bytes overruns the buffer`, fpath)
         if (field.exactLength !== undefined && count !== field.exactLength) fail(`${fpath}: must be ${field.exactLength} bytes, got ${count}`, fpath)
         if (field.maxLength !== undefined && count > field.maxLength) fail(`${fpath}: ${count} bytes exceeds the limit of ${field.maxLength}`, fpath)
-        return
+        continue
       case 'string':
         if (body + count + 1 > len) fail(`${fpath}: string of ${count} bytes overruns the buffer`, fpath)
         if (field.maxLength !== undefined && count > field.maxLength) fail(`${fpath}: ${count} bytes exceeds the limit of ${field.maxLength}`, fpath)
-        return
+        continue
       case 'tables':
         if (field.maxCount !== undefined && count > field.maxCount) fail(`${fpath}: ${count} entries exceeds the limit of ${field.maxCount}`, fpath)
         if (body + 4 * count > len) fail(`${fpath}: vector of ${count} tables overruns the buffer`, fpath)
@@ -77,7 +100,23 @@ function verifyTable(dv: DataView, pos: number, spec: TableSpec, path: string, d
           const el = body + 4 * k
           verifyTable(dv, el + dv.getUint32(el, true), field.table, `${fpath}[${k}]`, depth + 1)
         }
-        return
+        continue
     }
-  })
+  }
+}
+
+function verifyUnion(dv: DataView, pos: number, inlineSize: number, typeFo: number, valueFo: number, field: UnionFieldSpec, fpath: string, depth: number): void {
+  const tpath = `${fpath}_type`
+  if (typeFo !== 0 && (typeFo < 4 || typeFo + 1 > inlineSize)) fail(`${tpath}: field offset ${typeFo} outside the ${inlineSize}-byte table`, tpath)
+  const type = typeFo === 0 ? 0 : dv.getUint8(pos + typeFo)
+  if (type === 0) {
+    if (field.required) fail(`${fpath}: required union is missing`, fpath)
+    return
+  }
+  const member = field.members[type]
+  if (member === undefined && !field.allowUnknown) fail(`${tpath}: ${type} is not a known member`, tpath)
+  if (valueFo === 0) fail(`${fpath}: union of type ${type} has no value`, fpath)
+  if (valueFo < 4 || valueFo + 4 > inlineSize) fail(`${fpath}: field offset ${valueFo} outside the ${inlineSize}-byte table`, fpath)
+  const at = pos + valueFo
+  verifyTable(dv, at + dv.getUint32(at, true), member ?? { name: `#${type}`, fields: [] }, fpath, depth + 1)
 }
