@@ -106,6 +106,8 @@ export type Message =
       radioOn: boolean
       linkErrors: number
       retransmits: number
+      /** The radio configuration in force. */
+      config: RadioConfig
     }
   | { type: 'Heartbeat' }
   | { type: 'RadioOnOff'; on: boolean }
@@ -157,6 +159,17 @@ const str = (name: string, maxLength: number) => ({ name, kind: 'string', maxLen
 const sc = (name: string, size: 1 | 2 | 4 | 8) => ({ name, kind: 'scalar', size }) as const
 const empty = (name: string): TableSpec => ({ name, fields: [] })
 
+/** The Configure fields, in schema order; Status ends with the same fields. */
+const CONFIGURE_FIELDS = [sc('frequency_hz', 4), sc('bandwidth_hz', 4), sc('spreading_factor', 1), sc('coding_rate', 1), sc('tx_power_dbm', 1), sc('sync_word', 1), sc('preamble_symbols', 2)] as const
+
+/** Checks that every field of `c` fits its Configure wire field; TypeError naming it otherwise. */
+function wireConfig(c: RadioConfig, what: string): RadioConfig {
+  if (c === null || typeof c !== 'object') throw new TypeError(`${what} must be a RadioConfig`)
+  const out = {} as RadioConfig
+  for (const [k] of CONFIG_FIELDS) out[k] = int(c[k], CONFIG_WIRE_RANGE[k][0], CONFIG_WIRE_RANGE[k][1], `${what}.${k}`)
+  return out
+}
+
 /** Verifier specs of every Body member, by type code. */
 export const MESSAGE_SPECS: Readonly<Record<number, TableSpec>> = {
   [Body.Hello]: { name: 'Hello', fields: [sc('protocol_version', 1), sc('session', 4), sc('heartbeat_ms', 2), str('host_name', MAX_NAME_BYTES)] },
@@ -164,7 +177,7 @@ export const MESSAGE_SPECS: Readonly<Record<number, TableSpec>> = {
     name: 'HelloAck',
     fields: [sc('protocol_version', 1), sc('session', 4), str('firmware_name', MAX_NAME_BYTES), str('firmware_version', MAX_NAME_BYTES), sc('radio_chip', 1), sc('mtu', 2), sc('queue_depth', 1), sc('credits', 1), sc('capabilities', 4)],
   },
-  [Body.Configure]: { name: 'Configure', fields: [sc('frequency_hz', 4), sc('bandwidth_hz', 4), sc('spreading_factor', 1), sc('coding_rate', 1), sc('tx_power_dbm', 1), sc('sync_word', 1), sc('preamble_symbols', 2)] },
+  [Body.Configure]: { name: 'Configure', fields: CONFIGURE_FIELDS },
   [Body.ConfigureAck]: empty('ConfigureAck'),
   [Body.Transmit]: { name: 'Transmit', fields: [sc('token', 4), { name: 'payload', kind: 'bytes', required: true, maxLength: MAX_PAYLOAD_BYTES }] },
   [Body.TxDone]: { name: 'TxDone', fields: [sc('token', 4), sc('airtime_us', 4)] },
@@ -173,7 +186,7 @@ export const MESSAGE_SPECS: Readonly<Record<number, TableSpec>> = {
   [Body.GetStatus]: empty('GetStatus'),
   [Body.Status]: {
     name: 'Status',
-    fields: [sc('rx_ok', 4), sc('rx_crc_error', 4), sc('tx_ok', 4), sc('tx_fail', 4), sc('queue_free', 1), sc('uptime_ms', 8), sc('radio_on', 1), sc('link_errors', 4), sc('retransmits', 4)],
+    fields: [sc('rx_ok', 4), sc('rx_crc_error', 4), sc('tx_ok', 4), sc('tx_fail', 4), sc('queue_free', 1), sc('uptime_ms', 8), sc('radio_on', 1), sc('link_errors', 4), sc('retransmits', 4), ...CONFIGURE_FIELDS],
   },
   [Body.Heartbeat]: empty('Heartbeat'),
   [Body.RadioOnOff]: { name: 'RadioOnOff', fields: [sc('on', 1)] },
@@ -252,9 +265,8 @@ function buildMessage(msg: Message): Uint8Array {
       break
     }
     case 'Configure': {
-      const c = msg.config
-      const v = (k: keyof RadioConfig) => int(c[k], CONFIG_WIRE_RANGE[k][0], CONFIG_WIRE_RANGE[k][1], `Configure.${k}`)
-      body = Configure.createConfigure(b, v('frequencyHz'), v('bandwidthHz'), v('spreadingFactor'), v('codingRate'), v('txPowerDbm'), v('syncWord'), v('preambleSymbols'))
+      const c = wireConfig(msg.config, 'Configure')
+      body = Configure.createConfigure(b, c.frequencyHz, c.bandwidthHz, c.spreadingFactor, c.codingRate, c.txPowerDbm, c.syncWord, c.preambleSymbols)
       break
     }
     case 'ConfigureAck':
@@ -286,7 +298,8 @@ function buildMessage(msg: Message): Uint8Array {
     case 'GetStatus':
       body = GetStatus.createGetStatus(b)
       break
-    case 'Status':
+    case 'Status': {
+      const c = wireConfig(msg.config, 'Status.config')
       body = Status.createStatus(
         b,
         int(msg.rxOk, 0, U32, 'Status.rxOk'),
@@ -298,8 +311,16 @@ function buildMessage(msg: Message): Uint8Array {
         msg.radioOn === true,
         int(msg.linkErrors, 0, U32, 'Status.linkErrors'),
         int(msg.retransmits, 0, U32, 'Status.retransmits'),
+        c.frequencyHz,
+        c.bandwidthHz,
+        c.spreadingFactor,
+        c.codingRate,
+        c.txPowerDbm,
+        c.syncWord,
+        c.preambleSymbols,
       )
       break
+    }
     case 'Heartbeat':
       body = Heartbeat.createHeartbeat(b)
       break
@@ -412,6 +433,15 @@ export function decodeMessage(buf: Uint8Array): Message {
         radioOn: m.radioOn(),
         linkErrors: m.linkErrors(),
         retransmits: m.retransmits(),
+        config: {
+          frequencyHz: m.frequencyHz(),
+          bandwidthHz: m.bandwidthHz(),
+          spreadingFactor: m.spreadingFactor(),
+          codingRate: m.codingRate(),
+          txPowerDbm: m.txPowerDbm(),
+          syncWord: m.syncWord(),
+          preambleSymbols: m.preambleSymbols(),
+        },
       }
     }
     case Body.Heartbeat:

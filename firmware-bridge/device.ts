@@ -309,6 +309,7 @@ export class FirmwareBridgeDevice implements DeviceProtocol {
           radioOn: this.radio.isOn,
           linkErrors: this.decoder.errorCount >>> 0,
           retransmits: this.link.stats.retransmits >>> 0,
+          config: { ...this.radio.config },
         })
         return
       case 'RadioOnOff':

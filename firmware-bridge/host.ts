@@ -94,6 +94,8 @@ export interface DeviceStatus {
   radioOn: boolean
   linkErrors: number
   retransmits: number
+  /** The radio configuration in force on the device. */
+  config: RadioConfig
 }
 
 export type FirmwareBridgeState = 'idle' | 'handshaking' | 'ready'

@@ -249,7 +249,7 @@ export function sampleFrames(): LinkFrame[] {
     f(R, 4, 2, { type: 'Receive', payload: Buffer.from([0, 1, 0, 0, 2]), rssiDbmX4: -32768, snrDbX4: 32767, frequencyErrorHz: -2_147_483_648, timestampUs: 2 ** 53 - 1 }),
     f(R, 5, 2, { type: 'ChannelActivity', busy: true }),
     f(R, 6, 2, { type: 'GetStatus' }),
-    f(R, 7, 2, { type: 'Status', rxOk: 1, rxCrcError: 2, txOk: 3, txFail: 4, queueFree: 255, uptimeMs: 123_456_789_012, radioOn: true, linkErrors: 0xffff_ffff, retransmits: 6 }),
+    f(R, 7, 2, { type: 'Status', rxOk: 1, rxCrcError: 2, txOk: 3, txFail: 4, queueFree: 255, uptimeMs: 123_456_789_012, radioOn: true, linkErrors: 0xffff_ffff, retransmits: 6, config: { frequencyHz: 433_175_000, bandwidthHz: 62_500, spreadingFactor: 11, codingRate: 7, txPowerDbm: -4, syncWord: 0xab, preambleSymbols: 12 } }),
     f(0, 8, 2, { type: 'Heartbeat' }),
     f(R, 8, 2, { type: 'RadioOnOff', on: true }),
     f(R, 9, 2, { type: 'RadioOnOffAck', on: true }),
