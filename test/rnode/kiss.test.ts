@@ -1,6 +1,6 @@
 /**
  * KISS framing as RNode uses it: table tests of escaping and decoding, streaming at every split
- * point, and properties over arbitrary bytes (never throws, bounded, resynchronises on FEND).
+ * point, and properties over arbitrary bytes (never throws, bounded, resynchronises, counts what it drops).
  */
 import t from 'tap'
 import fc from 'fast-check'
@@ -40,10 +40,14 @@ t.test('decode table', async (t) => {
   const cases: Array<[string, string, Array<[number, string]>, Partial<Record<'badEscape' | 'oversize' | 'outOfFrame', number>>]> = [
     ['back-to-back FENDs are empty frames, skipped', 'c0 c0 c0', [], {}],
     ['command only', 'c0 0f c0', [[0x0f, '']], {}],
-    ['shared FEND between frames', 'c0 08 46 c0 50 01 55 c0', [[0x08, '46'], [0x50, '0155']], {}],
+    ['frames as RNode sends them: each with its own FENDs', 'c0 08 46 c0 c0 50 01 55 c0', [[0x08, '46'], [0x50, '0155']], {}],
+    ['runs of FENDs between frames are harmless', 'c0 c0 08 46 c0 c0 c0 50 01 55 c0 c0', [[0x08, '46'], [0x50, '0155']], {}],
     ['noise before the first FEND is counted', '41 42 43 c0 08 46 c0', [[0x08, '46']], { outOfFrame: 3 }],
-    ['bad escape drops that frame only', 'c0 00 db 41 c0 08 46 c0', [[0x08, '46']], { badEscape: 1 }],
-    ['FESC right before FEND drops the frame', 'c0 00 01 db c0 08 46 c0', [[0x08, '46']], { badEscape: 1 }],
+    ['text between frames is counted, not a frame', 'c0 55 f8 c0 45 72 72 0d 0a c0 08 46 c0', [[0x55, 'f8'], [0x08, '46']], { outOfFrame: 5 }],
+    ['a FEND closing a frame does not open the next', 'c0 08 46 c0 50 01 55 c0', [[0x08, '46']], { outOfFrame: 3 }],
+    ['bad escape drops that frame only', 'c0 00 db 41 c0 c0 08 46 c0', [[0x08, '46']], { badEscape: 1 }],
+    ['FESC right before FEND drops the frame', 'c0 00 01 db c0 c0 08 46 c0', [[0x08, '46']], { badEscape: 1 }],
+    ['bytes after a dropped frame are outside any frame', 'c0 00 db 41 c0 08 46 c0 c0 0f c0', [[0x0f, '']], { badEscape: 1, outOfFrame: 2 }],
     ['unterminated frame stays pending', 'c0 00 01 02', [], {}],
     ['escape split over bytes', 'c0 00 db dc db dd c0', [[0x00, 'c0db']], {}],
   ]
@@ -116,11 +120,33 @@ t.test('property: arbitrary bytes never throw, stay bounded, are all accounted f
   t.pass('bounded')
 })
 
-t.test('property: a FEND resynchronises after any garbage', async (t) => {
+t.test('property: after any garbage, at most one frame is lost and the lost bytes are counted', async (t) => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), frameArb, frameArb, (garbage, [c1, d1], [c2, d2]) => {
+      const d = new KissDecoder()
+      d.push(garbage)
+      const before = d.errorCount
+      const first = kissEncode(c1, d1)
+      const out = d.push(Buffer.concat([first, kissEncode(c2, d2)]))
+      const last = out[out.length - 1]
+      if (last === undefined || last.command !== c2 || !last.data.equals(Buffer.from(d2))) return false
+      // The first frame is either decoded or its bytes (all but the FEND that closed the garbage) counted,
+      // plus a bad escape when the garbage ended on FESC.
+      const firstDecoded = out.length >= 2 && out[out.length - 2]!.command === c1 && out[out.length - 2]!.data.equals(Buffer.from(d1))
+      const lost = d.errorCount - before
+      return firstDecoded ? lost === 0 : lost === first.length - 2 || lost === first.length - 1
+    }),
+    { numRuns: 500 },
+  )
+  t.pass('resyncs')
+})
+
+t.test('property: a frame after garbage that ends outside a frame always decodes', async (t) => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 300 }), frameArb, (garbage, [cmd, data]) => {
       const d = new KissDecoder()
       d.push(garbage)
+      d.push(Buffer.from([FEND])) // e.g. the FEND of a truncated frame, or a sender's leading FEND
       const out = d.push(kissEncode(cmd, data))
       const last = out[out.length - 1]
       return last !== undefined && last.command === cmd && last.data.equals(Buffer.from(data))

@@ -5,11 +5,25 @@
  *   FEND command escaped(data) FEND
  *
  * with FEND 0xC0 and FESC 0xDB in the data sent as `FESC TFEND` (DB DC) and `FESC TFESC` (DB DD).
- * The command byte is sent as is (RNode commands never are 0xC0 or 0xDB). A FEND both ends the
- * current frame and starts the next, so `C0 C0` is an empty frame and is skipped.
+ * The command byte is sent as is (RNode commands never are 0xC0 or 0xDB).
+ *
+ * **Every frame carries its own opening and closing FEND.** RNode_Firmware writes every frame as
+ * `serial_write(FEND); ...; serial_write(FEND)` (`kiss_indicate_*()`, `kiss_write_packet()`), and
+ * RNodeInterface.py builds every command as `bytes([FEND, cmd, ...]) + FEND`; two frames in a row
+ * are therefore `... C0 C0 ...`, never one shared FEND. So this decoder treats a FEND that ends a
+ * non-empty frame as *closing* it: the bytes after it, up to the next FEND, are outside any
+ * frame (boot text such as "Error, incorrect boot vector\r\n", line noise) and are counted as
+ * `outOfFrame` and skipped, exactly like bytes before the very first FEND. (A decoder that let one
+ * FEND both end a frame and start the next would turn such text into a frame with a random
+ * command byte: 'E' is 0x45, a real RNode command.) A FEND outside a frame opens one, and
+ * `C0 C0` inside one is an empty frame and is skipped, so any run of FENDs is harmless.
+ * The cost: a frame that loses its closing FEND (a device reset mid-frame, a dropped byte) is
+ * closed by the next frame's opening FEND and that next frame is then counted as out-of-frame
+ * bytes; the one after it decodes again. Everything lost is counted.
  *
  * The decoder is an I/O-free state machine: bytes in, frames out, in any chunking. It never
- * throws on input; what does not decode is counted and skipped, and every FEND resynchronises.
+ * throws on input; what does not decode is counted and skipped, and it is back in step at the
+ * latest with the second frame after any garbage.
  */
 import { FEND, FESC, TFEND, TFESC } from './commands.js'
 
@@ -61,7 +75,7 @@ export interface KissDecoderErrors {
   badEscape: number
   /** A frame longer than the bound: dropped up to the next FEND. */
   oversize: number
-  /** Bytes before the first FEND (noise, boot messages): skipped. */
+  /** Bytes outside any frame (before the first FEND, or between a closing FEND and the next opening one): skipped. */
   outOfFrame: number
 }
 
@@ -71,7 +85,7 @@ export interface KissDecoderOptions {
 }
 
 const enum State {
-  /** Before the first FEND: bytes are noise. */
+  /** Outside a frame (before the first FEND, after a closing one): bytes are noise; a FEND opens a frame. */
   Hunt,
   /** Inside a frame. */
   Frame,
@@ -107,12 +121,26 @@ export class KissDecoder {
     for (let i = 0; i < bytes.length; i++) {
       const b = bytes[i]!
       if (b === FEND) {
-        if (this.#state === State.Escape) this.#errors.badEscape++
-        else if (this.#state === State.Frame && this.#len > 0) {
-          out.push({ command: this.#buf[0]!, data: Buffer.from(this.#buf.subarray(1, this.#len)) })
-          this.#frames++
+        switch (this.#state) {
+          case State.Hunt:
+            this.#state = State.Frame // an opening FEND
+            break
+          case State.Frame:
+            // Closing a frame, or one more FEND of a run (an empty frame: still open).
+            if (this.#len > 0) {
+              out.push({ command: this.#buf[0]!, data: Buffer.from(this.#buf.subarray(1, this.#len)) })
+              this.#frames++
+              this.#state = State.Hunt
+            }
+            break
+          case State.Escape:
+            this.#errors.badEscape++
+            this.#state = State.Hunt // the closing FEND of a broken frame
+            break
+          case State.Drop:
+            this.#state = State.Hunt // the closing FEND of a dropped frame
+            break
         }
-        this.#state = State.Frame
         this.#len = 0
         continue
       }
