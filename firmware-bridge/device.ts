@@ -10,8 +10,9 @@
  *   with Credits); the nonce of the current session means a retransmitted Hello: the same
  *   HelloAck again. A Hello of another protocol version gets a HelloAck with this firmware's
  *   version and no session.
- * - Configure: validated with radioConfigProblems (the first problem's field → Error
- *   BadConfig), then applied; while a transmission is on air it waits for its end.
+ * - Configure: validated against the chip (chipConfigProblems: the chip's frequency, bandwidth,
+ *   SF and power limits, or radioConfigProblems for a chip without limits; the first problem's
+ *   field → Error BadConfig naming the Configure field, value and chip), then applied; while a transmission is on air it waits for its end.
  * - Transmit: queued up to `queueDepth` (queued plus on air; Error QueueFull beyond), sent one
  *   at a time, answered by TxDone (or Error RadioOff/TxFailed) carrying its token.
  * - Radio `rx` → Receive, `channel` → ChannelActivity (reliable, in order).
@@ -23,7 +24,8 @@
 import { ConfigRejectedError, RadioError } from '../appliance/core/errors.js'
 import type { RadioRx } from '../drivers/lora/backend.js'
 import type { DeviceProtocol, DeviceProtocolFactory, VirtualRadio } from '../drivers/lora/device.js'
-import { radioConfigProblems, type RadioConfig } from '../drivers/lora/radio.js'
+import type { RadioConfig } from '../drivers/lora/radio.js'
+import { CHIP_LIMITS, chipConfigProblems, chipLimitsOf, type ChipLimits, type ChipName } from './chips.js'
 import {
   Capabilities,
   configKeyOf,
@@ -50,8 +52,16 @@ export interface FirmwareBridgeDeviceOptions {
   firmwareName?: string
   /** HelloAck.firmware_version. Default "1.0.0". */
   firmwareVersion?: string
-  /** HelloAck.radio_chip. Default RadioChip.Emulated. */
+  /** HelloAck.radio_chip. Default: the code of `chip`, else RadioChip.Emulated. */
   radioChip?: number
+  /**
+   * The radio chip this firmware drives (chips.ts CHIP_LIMITS): sets radio_chip, and every
+   * Configure is checked against the chip's limits (frequency, bandwidth, spreading factor, TX
+   * power) before the radio is touched; a value outside them is answered Error{BadConfig}. The
+   * limits follow radio_chip, so `radioChip: RadioChip.SX1276` has the same effect. Chips
+   * without limits (Emulated, Unknown, ...) are held to radioConfigProblems() only.
+   */
+  chip?: ChipName
   /** Transmissions held at once, queued plus on air (HelloAck.queue_depth). Default 4. */
   queueDepth?: number
   /** Largest radio payload, bytes (HelloAck.mtu). Default 255. */
@@ -92,6 +102,7 @@ export class FirmwareBridgeDevice implements DeviceProtocol {
   private readonly firmwareName: string
   private readonly firmwareVersion: string
   private readonly radioChip: number
+  private readonly limits: ChipLimits | undefined
   private readonly queueDepth: number
   private readonly mtu: number
   private readonly capabilities: number
@@ -123,7 +134,11 @@ export class FirmwareBridgeDevice implements DeviceProtocol {
     this.clock = options.clock ?? realClock
     this.firmwareName = options.firmwareName ?? 'kairo-fb-emulator'
     this.firmwareVersion = options.firmwareVersion ?? '1.0.0'
-    this.radioChip = int(options.radioChip, RadioChip.Emulated, 0, 255, 'radioChip')
+    if (options.chip !== undefined && !Object.hasOwn(CHIP_LIMITS, options.chip)) throw new TypeError(`createFirmwareBridgeDevice: chip must be one of ${Object.keys(CHIP_LIMITS).join(', ')}, got ${String(options.chip)}`)
+    const chipCode = options.chip === undefined ? undefined : CHIP_LIMITS[options.chip].code
+    this.radioChip = int(options.radioChip, chipCode ?? RadioChip.Emulated, 0, 255, 'radioChip')
+    if (chipCode !== undefined && this.radioChip !== chipCode) throw new TypeError(`createFirmwareBridgeDevice: radioChip ${this.radioChip} contradicts chip ${String(options.chip)}`)
+    this.limits = chipLimitsOf(this.radioChip)
     this.queueDepth = int(options.queueDepth, 4, 1, 255, 'queueDepth')
     this.mtu = int(options.mtu, MAX_PAYLOAD_BYTES, 1, MAX_PAYLOAD_BYTES, 'mtu')
     this.capabilities = int(options.capabilities, ALL_CAPABILITIES, 0, 0xffff_ffff, 'capabilities')
@@ -330,7 +345,7 @@ export class FirmwareBridgeDevice implements DeviceProtocol {
 
   private applyConfigure(cfg: RadioConfig, ref: number): void {
     this.counters.configures++
-    const problem = radioConfigProblems(cfg)[0]
+    const problem = chipConfigProblems(cfg, this.limits)[0]
     if (problem !== undefined) {
       this.counters.badConfigs++
       this.error(ErrorCode.BadConfig, ref, 0, problem.message, wireFieldOf(problem.field))

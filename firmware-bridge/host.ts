@@ -12,8 +12,9 @@
  *   within `helloTimeoutMs`, with HandshakeError naming both versions when the device speaks
  *   another protocol version.
  * - configure() rejects with ConfigRejectedError whose `field` is the RadioConfig key the device
- *   refused (it names the Configure field; see CONFIG_FIELDS), or a value that does not fit its
- *   wire field at all (then nothing is sent).
+ *   refused: a DeviceConfigRejectedError (message naming field, value and chip; `wireField`,
+ *   `value`, `chip`, `deviceMessage`) when the firmware answered Error BadConfig, or a plain
+ *   ConfigRejectedError for a value that does not fit its wire field at all (nothing is sent).
  * - transmit() takes one credit; throws TypeError synchronously when there is none or the payload
  *   is not 1..mtu bytes; resolves on TxDone; rejects with RadioError whose `reason` is
  *   'queue-full', 'radio-off', 'busy', 'tx-failed', 'unsupported' or 'internal'. Either way the
@@ -119,6 +120,8 @@ type RequestKind = 'Configure' | 'RadioOnOff' | 'GetStatus' | 'Reset'
 
 interface Request {
   kind: RequestKind
+  /** The configuration a Configure request sent. */
+  config?: RadioConfig
   out: OutFrame | null
   settled: boolean
   resolve(value: unknown): void
@@ -133,6 +136,30 @@ interface PendingTx {
   resolve(): void
   reject(err: Error): void
   cleanup(): void
+}
+
+/**
+ * configure() refused by the firmware (Error BadConfig). A ConfigRejectedError whose `field` is
+ * the RadioConfig key (e.g. 'spreadingFactor'); its message names the field, the value sent and
+ * the chip (from HelloAck), then the firmware's own explanation.
+ */
+export class DeviceConfigRejectedError extends ConfigRejectedError {
+  /** The Configure field as the firmware named it (schema spelling, e.g. 'spreading_factor'). */
+  readonly wireField: string
+  /** The value of `field` in the configuration sent; undefined when the field is not a RadioConfig key. */
+  readonly value: number | undefined
+  /** The radio chip the device announced in HelloAck, e.g. 'SX1276'. */
+  readonly chip: string
+  /** Error.message from the firmware (may be empty). */
+  readonly deviceMessage: string
+  constructor(o: { field: string; wireField: string; value: number | undefined; chip: string; deviceMessage: string }) {
+    const what = o.value === undefined ? `field ${o.wireField || 'unnamed'}` : `${o.field} = ${o.value}`
+    super(`firmware-bridge: the ${o.chip} device refused the radio configuration: ${what}${o.deviceMessage ? ` (${o.deviceMessage})` : ''}`, { field: o.field })
+    this.wireField = o.wireField
+    this.value = o.value
+    this.chip = o.chip
+    this.deviceMessage = o.deviceMessage
+  }
 }
 
 const abortReason = (signal: AbortSignal): Error => (signal.reason instanceof Error ? signal.reason : new DOMException('The operation was aborted', 'AbortError'))
@@ -157,7 +184,7 @@ export class FirmwareBridgeBackend extends EventEmitter<RadioBackendEvents> impl
   private handshake: { resolve(i: FirmwareBridgeInfo): void; reject(e: Error): void; timers: { cancel(): void }[]; hellos: number; cleanup(): void } | null = null
   private readonly requests: Request[] = []
   private readonly txs = new Map<number, PendingTx>()
-  private readonly counters = { rx: 0, txDone: 0, deviceErrors: 0, hellosSent: 0, sessions: 0, lost: 0 }
+  private readonly counters = { rx: 0, txDone: 0, airtimeUs: 0, lastAirtimeUs: 0, deviceErrors: 0, hellosSent: 0, sessions: 0, lost: 0 }
   /** Protocol anomalies (the decoder's counts are added in stats()). */
   private readonly errors = { unexpected: 0, unknownToken: 0, unsupported: 0, staleHelloAck: 0, beforeHandshake: 0, writeFailed: 0, internal: 0 }
 
@@ -224,7 +251,11 @@ export class FirmwareBridgeBackend extends EventEmitter<RadioBackendEvents> impl
     if (this.state_ === 'handshaking') throw new TypeError('start: a handshake is already in progress')
     if (signal?.aborted) return Promise.reject(abortReason(signal))
     if (this.state_ === 'ready') this.endSession(new ConnectionLostError('firmware-bridge: session restarted by start()'))
+    // A new session never reuses the nonce of the previous one: the device would take the Hello
+    // for a retransmission and keep its old sequence numbers.
+    const previous = this.session
     this.session = this.random() >>> 0
+    if (this.session === previous) this.session = (this.session + 1) >>> 0
     this.setState('handshaking')
     this.decoder.reset()
     return new Promise<FirmwareBridgeInfo>((resolve, reject) => {
@@ -322,7 +353,7 @@ export class FirmwareBridgeBackend extends EventEmitter<RadioBackendEvents> impl
       }
     }
     const config: RadioConfig = { frequencyHz: cfg.frequencyHz, bandwidthHz: cfg.bandwidthHz, spreadingFactor: cfg.spreadingFactor, codingRate: cfg.codingRate, txPowerDbm: cfg.txPowerDbm, syncWord: cfg.syncWord, preambleSymbols: cfg.preambleSymbols }
-    return this.request<void>('Configure', { type: 'Configure', config }, signal)
+    return this.request<void>('Configure', { type: 'Configure', config }, signal, config)
   }
 
   setRadio(on: boolean, signal?: AbortSignal): Promise<void> {
@@ -344,7 +375,7 @@ export class FirmwareBridgeBackend extends EventEmitter<RadioBackendEvents> impl
     return this.request<void>('Reset', { type: 'Reset' }, signal)
   }
 
-  private request<T>(kind: RequestKind, message: Message, signal?: AbortSignal): Promise<T> {
+  private request<T>(kind: RequestKind, message: Message, signal?: AbortSignal, config?: RadioConfig): Promise<T> {
     if (this.state_ !== 'ready') return Promise.reject(new ConnectionLostError(`firmware-bridge: ${kind} while ${this.state_}: no session with the device`))
     if (signal?.aborted) return Promise.reject(abortReason(signal))
     return new Promise<T>((resolve, reject) => {
@@ -352,6 +383,7 @@ export class FirmwareBridgeBackend extends EventEmitter<RadioBackendEvents> impl
       const onAbort = () => settle(abortReason(signal!))
       const req: Request = {
         kind,
+        ...(config ? { config } : {}),
         out: null,
         settled: false,
         resolve: (v) => settle(null, v),
@@ -501,6 +533,8 @@ export class FirmwareBridgeBackend extends EventEmitter<RadioBackendEvents> impl
         }
         this.txs.delete(m.token)
         this.counters.txDone++
+        this.counters.airtimeUs += m.airtimeUs
+        this.counters.lastAirtimeUs = m.airtimeUs
         tx.resolve()
         this.returnCredit(1)
         return
@@ -584,8 +618,16 @@ export class FirmwareBridgeBackend extends EventEmitter<RadioBackendEvents> impl
     if (req !== undefined) {
       this.removeRequest(req)
       if (m.code === ErrorCode.BadConfig && req.kind === 'Configure') {
-        const field = configKeyOf(m.field) ?? (m.field || 'unknown')
-        req.reject(new ConfigRejectedError(`the device refused the radio configuration: ${field}${m.message ? `: ${m.message}` : ''}`, { field }))
+        const key = configKeyOf(m.field)
+        req.reject(
+          new DeviceConfigRejectedError({
+            field: key ?? (m.field || 'unknown'),
+            wireField: m.field,
+            value: key !== undefined && req.config ? req.config[key] : undefined,
+            chip: this.info_?.radioChip ?? 'unknown',
+            deviceMessage: m.message,
+          }),
+        )
       } else req.reject(new RadioError(`firmware-bridge: ${req.kind} refused by the device: ${reasonOf(m.code)}${m.message ? ` (${m.message})` : ''}`, { reason: reasonOf(m.code) }))
       return
     }
