@@ -306,15 +306,34 @@ t.test('airtime lock reported by CMD_STAT_CHTM holds credits until it lifts', as
 t.test('the emulated device enforces its airtime limit and reports it', async (t) => {
   const p = pair()
   await p.clock.run(p.host.start())
-  // SF12: one 200-byte packet is ~5.6 s on air, far over 5 % of the 15 s short-term window.
+  // SF12: one 200-byte packet is ~7.7 s on air, far over 5 % of the 15 s short-term window.
   await p.clock.run(p.host.configure({ ...DEFAULT_RADIO, spreadingFactor: 12, airtimeLimits: { shortTermPercent: 5 } }))
-  await p.clock.run(p.host.transmit(Buffer.alloc(200, 1)))
+  const done = p.host.transmit(Buffer.alloc(200, 1))
+  const settled = done.then(
+    () => 'resolved',
+    (e: unknown) => e,
+  )
+  for (let i = 0; i < 200 && !(p.radio.sent.length === 1 && p.clock.now() >= p.radio.sent[0]!.doneAt); i++) await p.clock.advance(100)
+  const a = p.radio.sent[0]!
+  t.ok(a !== undefined && p.clock.now() >= a.doneAt, 'the packet went on air')
   t.equal(p.host.stats().airtimeLocked, true, 'host saw the lock in CMD_STAT_CHTM')
   t.equal(p.host.credits, 0)
-  const t0 = p.clock.now()
-  const wait = new Promise<void>((resolve) => p.host.once('credits', () => resolve()))
-  await p.clock.run(wait)
-  t.ok(p.clock.now() - t0 > 5_000, `credits back after the window moved on (${Math.round(p.clock.now() - t0)} ms)`)
+  // A packet that reaches the device now is held until the window moves on.
+  p.toDevice(kissEncode(CMD_DATA, Buffer.from('held')))
+  await p.clock.advance(5_000)
+  t.equal(p.radio.sent.length, 1, 'nothing sent while the airtime limit holds')
+  t.ok(p.device.stats().airtimeHeld! > 0, 'the device held its queue')
+  t.equal(p.host.stats().airtimeLocked, true, 'still locked: the once-a-second reports keep saying so')
+  // The device reports its airtime every second whether or not anything is queued, so the host
+  // learns when the packet has left the 15 s short-term window.
+  const back = new Promise<number>((resolve) => p.host.once('credits', () => resolve(p.clock.now())))
+  const at = await p.clock.run(back)
+  t.ok(at >= a.doneAt + 15_000, `credits back only after the window moved on (${Math.round(at - a.doneAt)} ms after the packet)`)
+  t.ok(at <= a.doneAt + 15_000 + 1_000, 'and within one report interval of that')
+  t.equal(p.host.stats().airtimeLocked, false)
+  t.equal(await p.clock.run(settled), 'resolved', 'the packet is confirmed once the device answers again')
+  t.equal(p.radio.sent.length, 2, 'the held packet went out once the lock lifted')
+  t.ok(p.radio.sent[1]!.at >= at, 'not before')
 })
 
 t.test('CMD_READY "not ready" holds credits; "ready" returns them', async (t) => {

@@ -27,9 +27,15 @@
  *   firmware.
  * - A received LoRa frame is reassembled like receive_callback() (split packets by sequence
  *   nibble) and sent as CMD_STAT_RSSI (dBm + 157), CMD_STAT_SNR (quarter dB), CMD_DATA.
- * - After each flush, and every second while an airtime limit holds the queue, CMD_STAT_CHTM
- *   reports the airtime (ESP32/nRF52 platforms); CMD_STAT_PHYPRM reports the PHY parameters when
- *   the radio starts or they change.
+ * - Every second while the radio is on, CMD_STAT_CHTM reports the airtime (ESP32/nRF52 platforms),
+ *   as the firmware's loop() does (check_modem_status() → update_airtime() →
+ *   kiss_indicate_channel_stats(), every UTIL_UPDATE_INTERVAL_MS = 1000 ms), whether or not
+ *   anything is queued; so the host also learns when an airtime lock has lifted. The same tick
+ *   re-checks the airtime lock and restarts a held queue (loop(): `airtime_lock`, then
+ *   tx_queue_handler()). No report while a flush is on air (the firmware's loop does not run
+ *   then). The emulator also reports right after each flush (the firmware only does so on its
+ *   next tick, up to a second later). CMD_STAT_PHYPRM reports the PHY parameters when the radio
+ *   starts or they change.
  * - reset() is a power cycle: all state is lost and the device announces CMD_RESET 0xF8, as an
  *   ESP32 RNode does when it boots.
  *
@@ -79,6 +85,9 @@ export interface RNodeDeviceOptions {
 /** Bandwidths the SX126x/SX127x drivers pick from, Hz: a request is rounded up (sx126x.cpp setSignalBandwidth()). */
 const BW_STEPS = [7_800, 10_400, 15_600, 20_800, 31_250, 41_700, 62_500, 125_000, 250_000, 500_000]
 
+/** Interval of the channel statistics report and airtime-lock check, ms (Config.h UTIL_UPDATE_INTERVAL_MS). */
+export const STATUS_REPORT_MS = 1000
+
 /** Airtime windows: short term (2 bins of 7.5 s, Config.h AIRTIME_BINLEN_MS) and long term (AIRTIME_LONGTERM 3600 s). */
 const SHORT_WINDOW_MS = 15_000
 const LONG_WINDOW_MS = 3_600_000
@@ -87,7 +96,7 @@ const realScheduler: RNodeScheduler = {
   now: () => performance.now(),
   setTimeout(fn, ms) {
     const h = setTimeout(fn, Math.max(0, ms))
-    return { cancel: () => clearTimeout(h) }
+    return { cancel: () => clearTimeout(h), unref: () => void h.unref() }
   },
 }
 
@@ -99,7 +108,7 @@ export function rnodeDeviceFactory(opts: RNodeDeviceOptions = {}): DeviceProtoco
 /** The RNode firmware emulation with default options (an ESP32 + SX1262 board, firmware 1.85). */
 export const createRNodeDevice: DeviceProtocolFactory = (radio, write) => new RNodeDevice(radio, write)
 
-type Timer = { cancel(): void }
+type Timer = ReturnType<RNodeScheduler["setTimeout"]>
 
 export class RNodeDevice implements DeviceProtocol {
   readonly #radio: VirtualRadio
@@ -129,7 +138,8 @@ export class RNodeDevice implements DeviceProtocol {
   #busy = false
   #backlog: KissFrame[] = []
   #csma: { phase: 'free' | 'difs' | 'cw'; timer: Timer | null; target: number; passed: number; since: number } | null = null
-  #lockTimer: Timer | null = null
+  /** The once-a-second status tick while the radio is on. */
+  #statusTimer: Timer | null = null
   #txWait: ((ok: boolean) => void) | null = null
   #airtime: Array<{ at: number; ms: number }> = []
 
@@ -189,8 +199,7 @@ export class RNodeDevice implements DeviceProtocol {
   reset(): void {
     this.#gen++
     this.#cancelCsma()
-    this.#lockTimer?.cancel()
-    this.#lockTimer = null
+    this.#stopStatus()
     const wait = this.#txWait
     this.#txWait = null
     wait?.(false)
@@ -239,8 +248,7 @@ export class RNodeDevice implements DeviceProtocol {
   close(): void {
     this.#gen++
     this.#cancelCsma()
-    this.#lockTimer?.cancel()
-    this.#lockTimer = null
+    this.#stopStatus()
     for (const [ev, fn] of this.#listeners) (this.#radio as unknown as EventEmitter).off(ev, fn as (...a: unknown[]) => void)
     this.#listeners.length = 0
   }
@@ -387,14 +395,39 @@ export class RNodeDevice implements DeviceProtocol {
     this.#readBack()
     this.#sendPhy()
     this.#send(CMD_RADIO_STATE, [1])
+    this.#startStatus()
     this.#kick()
   }
 
   #stopRadio(): void {
     this.#cancelCsma()
+    this.#stopStatus()
     if (!this.#online) return
     this.#online = false
     this.#safe(() => this.#radio.setOn(false))
+  }
+
+  /** loop() while the radio is on: every STATUS_REPORT_MS, report the channel statistics and re-check the airtime lock. */
+  #startStatus(): void {
+    this.#stopStatus()
+    const gen = this.#gen
+    const tick = (): void => {
+      this.#statusTimer = null
+      if (gen !== this.#gen || !this.#online) return
+      if (!this.#busy) {
+        this.#sendChannelStats()
+        this.#kick()
+      }
+      this.#statusTimer = this.#sched.setTimeout(tick, STATUS_REPORT_MS)
+      this.#statusTimer.unref?.()
+    }
+    this.#statusTimer = this.#sched.setTimeout(tick, STATUS_REPORT_MS)
+    this.#statusTimer.unref?.()
+  }
+
+  #stopStatus(): void {
+    this.#statusTimer?.cancel()
+    this.#statusTimer = null
   }
 
   // -------------------------------------------------------------------------------------------
@@ -430,20 +463,10 @@ export class RNodeDevice implements DeviceProtocol {
     return (this.#stLimit !== 0 && a.short >= this.#stLimit) || (this.#ltLimit !== 0 && a.long >= this.#ltLimit)
   }
 
-  /** tx_queue_handler(): start CSMA when there is something to send. */
+  /** tx_queue_handler(): start CSMA when there is something to send (held while airtime-locked: the status tick retries). */
   #kick(): void {
     if (!this.#online || this.#busy || this.#csma !== null || this.#queue.length === 0) return
-    if (this.#airtimeLocked()) {
-      if (this.#lockTimer === null) {
-        this.#sendChannelStats()
-        const gen = this.#gen
-        this.#lockTimer = this.#sched.setTimeout(() => {
-          this.#lockTimer = null
-          if (gen === this.#gen) this.#kick()
-        }, 1000)
-      }
-      return
-    }
+    if (this.#airtimeLocked()) return this.#count('airtimeHeld')
     if (!this.#o.csma) return void this.#flush()
     const phy = rnodePhy(this.#radioConfig())
     const cw = Math.floor(this.#rand() * CSMA_CW_PER_BAND) // random(cw_min 0, cw_max 15)

@@ -95,8 +95,11 @@ import { CSMA_CW_PER_BAND, csmaGuardMs, rnodeAirtimeMs, rnodePhy, type RNodePhy 
 export interface RNodeScheduler {
   /** Current time, ms (monotonic). */
   now(): number
-  /** Calls `fn` once after `ms` ms; the handle cancels it. */
-  setTimeout(fn: () => void, ms: number): { cancel(): void }
+  /**
+   * Calls `fn` once after `ms` ms; the handle cancels it. `unref` (optional) marks a timer that
+   * must not keep the process alive on its own (the emulated device's periodic status report).
+   */
+  setTimeout(fn: () => void, ms: number): { cancel(): void; unref?(): void }
 }
 
 const realScheduler: RNodeScheduler = {
