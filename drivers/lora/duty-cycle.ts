@@ -3,8 +3,14 @@
  * duty-cycle limit (EU868: 1 % = 36 s per hour, ETSI EN 300 220-2 section 4.2.6). No allocation
  * per packet beyond the small record of each transmission inside the window.
  */
+/** One transmission in the window (see DutyCycle.record). */
+export interface DutyEntry {
+  at: number
+  readonly ms: number
+}
+
 export class DutyCycle {
-  private readonly log: { at: number; ms: number }[] = []
+  private readonly log: DutyEntry[] = []
   private used = 0
 
   /**
@@ -44,9 +50,30 @@ export class DutyCycle {
     return this.windowMs
   }
 
-  record(airtimeMs: number, now: number): void {
-    if (this.share === null) return
-    this.log.push({ at: now, ms: airtimeMs })
+  /** Counts `airtimeMs` starting at `now`; the entry may later be restamped or forgotten. */
+  record(airtimeMs: number, now: number): DutyEntry | null {
+    if (this.share === null) return null
+    const e: DutyEntry = { at: now, ms: airtimeMs }
+    this.log.push(e)
     this.used += airtimeMs
+    return e
+  }
+
+  /**
+   * Moves a transmission later, to when it really started (never earlier: the accounting only
+   * errs on the safe side). Later entries move with it so the log stays in time order.
+   */
+  restamp(e: DutyEntry, at: number): void {
+    const i = this.log.indexOf(e)
+    if (i < 0 || at <= e.at) return
+    for (let k = i; k < this.log.length && this.log[k]!.at < at; k++) this.log[k]!.at = at
+  }
+
+  /** A transmission that never went on air (the device refused it). */
+  forget(e: DutyEntry): void {
+    const i = this.log.indexOf(e)
+    if (i < 0) return
+    this.log.splice(i, 1)
+    this.used -= e.ms
   }
 }

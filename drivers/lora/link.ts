@@ -16,15 +16,18 @@
  */
 import { randomInt } from 'node:crypto'
 import { SerialPort } from 'serialport'
-import { ConfigRejectedError, ConnectionLostError, MalformedPacketError, RadioError, ResourceLimitError } from '../../appliance/core/errors.js'
+import { ConfigRejectedError, ConnectionLostError, MalformedPacketError, RadioError, ResourceLimitError, TimeoutError } from '../../appliance/core/errors.js'
 import { fragment, maxFragmentableBytes, Reassembler, FRAGMENT_VK } from '../../appliance/core/fragment.js'
 import { BaseLink, type QueuedFrame } from '../base-link.js'
 import type { LinkKind, LinkQuality, LinkStats } from '../link.js'
 import type { DeviceInfo, RadioBackend, RadioRx } from './backend.js'
-import { DutyCycle } from './duty-cycle.js'
+import { DutyCycle, type DutyEntry } from './duty-cycle.js'
 import { DEFAULT_RADIO, LORA_PHY_MTU, REGIONS, radioConfigProblems, regionProblems, timeOnAirMs, type RadioConfig, type Region } from './radio.js'
 import { FirmwareBridgeBackend } from '../../firmware-bridge/host.js'
 import { RNodeBackend } from './rnode/host.js'
+
+/** RNode firmware puts a one-byte header in every LoRa frame, so one frame carries 254 bytes. */
+const RNODE_HEADER_BYTES = 1
 
 /** What the link needs of a serial port (serialport's SerialPort fits). */
 export interface SerialLike {
@@ -49,6 +52,8 @@ export interface LoRaLinkOptions {
   region?: string
   /** Overrides the region's duty cycle (0..1, or null for none). */
   dutyCycle?: number | null
+  /** Rolling duty-cycle window in radio time, ms (default 1 h, as ETSI EN 300 220 counts it). */
+  dutyWindowMs?: number
   /** Hold frames while the firmware reports the channel busy. Default true. */
   listenBeforeTalk?: boolean
   /** Longest a frame may wait in the queue, ms, before it is dropped (counted). Default 10 min. */
@@ -95,7 +100,7 @@ export class LoRaLink extends BaseLink {
   private port: SerialLike | null = null
   private backend: RadioBackend | null = null
   private info: DeviceInfo | null = null
-  private radioMtu = LORA_PHY_MTU
+  private readonly radioMtu: number
   private ready = false
   private channelBusy = false
   private inFlight = 0
@@ -113,9 +118,13 @@ export class LoRaLink extends BaseLink {
     const problems = [...radioConfigProblems(radio), ...regionProblems(radio, region)]
     if (problems.length > 0) throw new ConfigRejectedError(`link ${opts.name}: ${problems.map((p) => p.message).join('; ')}`, { field: `radio.${problems[0]!.field}` })
     this.radio = Object.freeze(radio)
-    this.duty = new DutyCycle(opts.dutyCycle === undefined ? region.dutyCycle : opts.dutyCycle)
     this.scale = opts.timeScale ?? 1
-    this.mtu = maxFragmentableBytes(LORA_PHY_MTU)
+    if (!(this.scale > 0 && this.scale <= 1)) throw new TypeError(`link ${opts.name}: timeScale must be in (0, 1], got ${String(opts.timeScale)}`)
+    // The window is radio time, like the airtime counted in it.
+    this.duty = new DutyCycle(opts.dutyCycle === undefined ? region.dutyCycle : opts.dutyCycle, (opts.dutyWindowMs ?? 3_600_000) * this.scale)
+    // RNode firmware puts a one-byte header in every LoRa frame; ours carries the frame as is.
+    this.radioMtu = LORA_PHY_MTU - (opts.backend === 'rnode' ? RNODE_HEADER_BYTES : 0)
+    this.mtu = maxFragmentableBytes(this.radioMtu)
     this.bitrate = loraBitrate(radio)
   }
 
@@ -165,9 +174,23 @@ export class LoRaLink extends BaseLink {
     })
     backend.on('credits', () => this.kick())
     backend.on('deviceError', (err) => this.countError((err as { reason?: string }).reason ?? err.name))
-    this.info = await backend.start(signal)
-    this.radioMtu = Math.min(this.info.mtu, LORA_PHY_MTU)
-    await backend.configure(this.radio, signal)
+    try {
+      this.info = await backend.start(signal)
+    } catch (err) {
+      if (!(err instanceof TimeoutError)) throw err
+      throw new TimeoutError(`link ${this.name}: no ${backend.kind} firmware answered on ${this.opts.path}: ${err.message}`, { transaction_id: err.transaction_id, cause: err })
+    }
+    if (this.info.mtu < this.radioMtu) {
+      // Frames are cut at send() time; a device that takes less than planned cannot carry them.
+      throw new RadioError(`link ${this.name}: the ${this.info.firmware} firmware on ${this.opts.path} takes ${this.info.mtu}-byte radio frames; this link needs ${this.radioMtu}`, { reason: 'mtu' })
+    }
+    try {
+      await backend.configure(this.radio, signal)
+    } catch (err) {
+      if (!(err instanceof ConfigRejectedError)) throw err
+      const field = `radio.${err.field}`
+      throw new ConfigRejectedError(`link ${this.name}: the ${this.info.firmware} firmware on ${this.opts.path} rejected ${field}: ${err.message}`, { field, transaction_id: err.transaction_id, cause: err })
+    }
     await backend.setRadio(true, signal)
     this.ready = true
   }
@@ -234,20 +257,24 @@ export class LoRaLink extends BaseLink {
       }
       const air = this.airtime(f.data.length)
       const wait = this.duty.waitMs(air, now)
-      if (wait > 0) return this.schedule(wait)
+      // Look again when the budget allows, or when the head frame would expire, whichever is first.
+      if (wait > 0) return this.schedule(Math.min(wait, f.enqueuedAt + maxAge - now + 1))
       if (this.channelBusy && (this.opts.listenBeforeTalk ?? true) && this.info?.channelActivity) return this.schedule(20 + randomInt(0, 80))
       this.dequeue()
-      this.duty.record(air, now)
+      const entry = this.duty.record(air, now)
       this.airtimeMs += air / this.scale
-      this.transmit(backend, f)
+      this.transmit(backend, f, entry, air)
     }
   }
 
-  private transmit(backend: RadioBackend, f: QueuedFrame): void {
+  private transmit(backend: RadioBackend, f: QueuedFrame, entry: DutyEntry | null, air: number): void {
     this.inFlight++
     backend.transmit(f.data).then(
       () => {
         this.inFlight--
+        // The frame left the antenna later than it left the queue (serial line, the device's own
+        // queue and CSMA): count its airtime from when it really started, as the regulator does.
+        if (entry !== null) this.duty.restamp(entry, this.now() - air)
         this.sent(f.data.length)
         this.kick()
         if (this.state === 'closing') this.pump()
@@ -258,6 +285,7 @@ export class LoRaLink extends BaseLink {
           this.countError(err.reason)
           this.requeue(f)
           this.schedule(50)
+          if (entry !== null) this.duty.forget(entry)
         } else if (err instanceof ConnectionLostError) {
           this.requeue(f)
           this.lost('device stopped answering')
