@@ -4,7 +4,8 @@
  * the document, so the spec cannot drift from the implementation. They use the ```vector NAME
  * blocks of docs/protocol.md (appliance/core/vectors.ts parses and renders both).
  *
- *   npx tsx firmware-bridge/vectors.ts    prints the document's example section
+ *   node --import=tsx scripts/firmware-bridge-vectors.ts [--write]   prints (or writes into the
+ *   document) the example section
  */
 import { fileURLToPath } from 'node:url'
 import { renderVectors, type Vector } from '../appliance/core/vectors.js'
@@ -86,19 +87,30 @@ export function exampleFrames(): { name: string; title: string; frame: LinkFrame
       frame: { version: v, flags: Flags.NEEDS_ACK, seq: 2, ack: 2, message: { type: 'Receive', payload: Buffer.from('hi'), rssiDbmX4: -350, snrDbX4: 29, frequencyErrorHz: -1200, timestampUs: 5_000_000 } },
     },
     {
-      name: 'heartbeat',
-      title: 'Heartbeat (host → MCU, unreliable: flags 0, seq = next seq 2, ack 3)',
-      frame: { version: v, flags: 0, seq: 2, ack: 3, message: { type: 'Heartbeat' } },
-    },
-    {
-      name: 'error_bad_config',
-      title: 'Error BadConfig (MCU → host, NEEDS_ACK, seq 3): the Configure of host seq 2 asked for spreading factor 13',
+      name: 'status',
+      title: 'Status (MCU → host, NEEDS_ACK, seq 3, answering the GetStatus of host seq 2): 1 received, 1 sent, 4 queue slots free, up 5 s, radio on, the example configuration in force',
       frame: {
         version: v,
         flags: Flags.NEEDS_ACK,
         seq: 3,
         ack: 3,
-        message: { type: 'Error', code: ErrorCode.BadConfig, refSeq: 2, token: 0, field: wireFieldOf(problem.field), message: problem.message },
+        message: { type: 'Status', rxOk: 1, rxCrcError: 0, txOk: 1, txFail: 0, queueFree: 4, uptimeMs: 5_000, radioOn: true, linkErrors: 0, retransmits: 0, config: { ...DEFAULT_RADIO } },
+      },
+    },
+    {
+      name: 'heartbeat',
+      title: 'Heartbeat (host → MCU, unreliable: flags 0, seq = its next seq 3, ack 4)',
+      frame: { version: v, flags: 0, seq: 3, ack: 4, message: { type: 'Heartbeat' } },
+    },
+    {
+      name: 'error_bad_config',
+      title: 'Error BadConfig (MCU → host, NEEDS_ACK, seq 4): the Configure of host seq 3 asked for spreading factor 13',
+      frame: {
+        version: v,
+        flags: Flags.NEEDS_ACK,
+        seq: 4,
+        ack: 4,
+        message: { type: 'Error', code: ErrorCode.BadConfig, refSeq: 3, token: 0, field: wireFieldOf(problem.field), message: problem.message },
       },
     },
     {
