@@ -23,6 +23,7 @@ const DEB = {
     'libsodium-dev': '/usr/include/sodium.h',
     gcc: '/usr/bin/gcc',
     'pkg-config': '/usr/bin/pkg-config',
+    socat: '/usr/bin/socat',
   },
 }
 
