@@ -1,6 +1,7 @@
 /** The kairo-gw command line: commander program, one file per command under commands/. */
 import { Command } from 'commander'
 import { registerIdentity } from './commands/identity.js'
+import { registerLora } from './commands/lora.js'
 import { registerRun } from './commands/run.js'
 import { registerSend } from './commands/send.js'
 import { EXIT_CODES_HELP } from './errors.js'
@@ -11,7 +12,8 @@ export function buildProgram(): Command {
   program
     .description(
       'kairo-gw turns a Linux board into a node of an encrypted AI-TCP mesh that carries messages between AI agents.\n' +
-        'This build runs one UDP link with Noise XX/IK handshakes and ChaCha20-Poly1305; radios and the control socket come later.',
+        'This build runs one UDP link (Noise XX/IK handshakes, ChaCha20-Poly1305) and has the LoRa link with its field\n' +
+        'tools (kairo-gw lora); bridging between links and the control socket come later.',
     )
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help')
@@ -24,6 +26,7 @@ export function buildProgram(): Command {
   registerRun(program)
   registerSend(program)
   registerIdentity(program)
+  registerLora(program)
   program.addHelpText(
     'after',
     `
@@ -31,6 +34,8 @@ Examples:
   $ npx kairo-gw run                                  # gateway on udp://127.0.0.1:47800
   $ npx kairo-gw send --to 127.0.0.1:47800 TASK_REQUEST 'hello'
   $ npx kairo-gw identity show --json
+  $ npx kairo-gw lora probe /dev/ttyACM0             # what LoRa firmware is on this port?
+  $ npx kairo-gw lora airtime --sf 12 --region EU868
 
 Message types: TASK_REQUEST, AGENT_MIGRATION, REPUTATION_DELTA, BROADCAST_ANNOUNCE, VECTOR_SYNC
 

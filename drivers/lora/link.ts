@@ -71,11 +71,11 @@ export interface LoRaLinkOptions {
   openPort?: (path: string, baudRate: number) => SerialLike
 }
 
-function defaultPort(path: string, baudRate: number): SerialLike {
+export function defaultPort(path: string, baudRate: number): SerialLike {
   return new SerialPort({ path, baudRate, autoOpen: false }) as unknown as SerialLike
 }
 
-function makeBackend(kind: LoRaLinkOptions['backend']): RadioBackend {
+export function makeBackend(kind: LoRaLinkOptions['backend']): RadioBackend {
   if (typeof kind === 'function') return kind()
   if (kind === 'firmware-bridge') return new FirmwareBridgeBackend()
   if (kind === 'rnode') return new RNodeBackend()
