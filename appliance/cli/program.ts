@@ -12,7 +12,7 @@ export function buildProgram(): Command {
   program
     .description(
       'kairo-gw turns a Linux board into a node of an encrypted AI-TCP mesh that carries messages between AI agents.\n' +
-        'This build runs one UDP link (Noise XX/IK handshakes, ChaCha20-Poly1305) and has the LoRa link with its field\n' +
+        'This build runs one UDP link (Noise XX/IK handshakes, ChaCha20-Poly1305) and has the LoRa link with its field ' +
         'tools (kairo-gw lora); bridging between links and the control socket come later.',
     )
     .version(packageVersion(), '-V, --version', 'print the version')
