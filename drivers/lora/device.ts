@@ -28,6 +28,12 @@ export interface VirtualRadio extends EventEmitter<VirtualRadioEvents> {
   /** True while any radio this one can hear is transmitting on its channel. */
   channelBusy(): boolean
   stats(): Record<string, number>
+  /**
+   * Clock and timers in radio time, when the radio's air runs at another pace than the wall
+   * clock (an emulator's time scale). Firmware timers tied to the air (CSMA slots, airtime
+   * windows, periodic radio reports) use it; serial-line timers do not.
+   */
+  readonly airClock?: { now(): number; setTimeout(fn: () => void, ms: number): { cancel(): void } }
 }
 
 /**

@@ -75,10 +75,11 @@ export function defaultPort(path: string, baudRate: number): SerialLike {
   return new SerialPort({ path, baudRate, autoOpen: false }) as unknown as SerialLike
 }
 
-export function makeBackend(kind: LoRaLinkOptions['backend']): RadioBackend {
+export function makeBackend(kind: LoRaLinkOptions['backend'], timeScale = 1): RadioBackend {
   if (typeof kind === 'function') return kind()
   if (kind === 'firmware-bridge') return new FirmwareBridgeBackend()
-  if (kind === 'rnode') return new RNodeBackend()
+  // RNode firmware does not report TX done: the backend estimates it from the airtime.
+  if (kind === 'rnode') return new RNodeBackend({ timeScale })
   throw new TypeError(`unknown LoRa backend ${JSON.stringify(kind)}: use firmware-bridge or rnode`)
 }
 
@@ -156,7 +157,7 @@ export class LoRaLink extends BaseLink {
     const port = (this.opts.openPort ?? defaultPort)(this.opts.path, baud)
     await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())))
     this.port = port
-    const backend = makeBackend(this.opts.backend)
+    const backend = makeBackend(this.opts.backend, this.scale)
     this.backend = backend
     backend.attach((bytes) => {
       if (port.isOpen) port.write(bytes)

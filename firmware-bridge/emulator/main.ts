@@ -10,7 +10,7 @@
  *   {
  *     "seed": 1, "timeScale": 0.01, "region": "EU868",          // all optional
  *     "radios": [ { "name": "gw-a", "tty": "/tmp/x/a-mcu", "protocol": "firmware-bridge",
- *                   "config": { "spreadingFactor": 7 } }, ... ],
+ *                   "config": { "spreadingFactor": 7 }, "chip": "SX1262" }, ... ],
  *     "links": [ { "from": "gw-a", "to": "gw-b", "rssi": -90, "snr": 2, "loss": 0.1, "both": true } ],
  *     "factories": { "echo": "./echo-device.ts#createEchoDevice" }  // extra protocols (tests, lab)
  *   }
@@ -34,6 +34,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { SerialPort } from 'serialport'
 import type { DeviceProtocol, DeviceProtocolFactory } from '../../drivers/lora/device.js'
 import { REGIONS, type RadioConfig } from '../../drivers/lora/radio.js'
+import { CHIP_NAMES, type ChipName } from '../chips.js'
 import { Medium, type EmulatedRadio, type LinkSpec, type LossReason } from './medium.js'
 import type { Scheduler, TimerHandle } from './scheduler.js'
 
@@ -49,6 +50,12 @@ export interface EmulatorRadioConfig {
   config?: Partial<RadioConfig>
   /** Radio on at power-on (default true). */
   on?: boolean
+  /**
+   * The radio chip the emulated firmware drives (firmware-bridge and rnode only): the firmware
+   * then refuses what that chip cannot do, as real boards do (firmware-bridge/chips.ts; RNode:
+   * SX127x boards top out at 17 dBm). Default: no chip limits beyond the protocol's.
+   */
+  chip?: ChipName
 }
 
 export interface EmulatorLinkConfig {
@@ -171,6 +178,11 @@ export function parseEmulatorConfig(raw: unknown, baseDir?: string, extraProtoco
       if (typeof r.on !== 'boolean') fail(`${p}.on`, 'must be true or false')
       entry.on = r.on as boolean
     }
+    if (r.chip !== undefined) {
+      if (!(CHIP_NAMES as unknown[]).includes(r.chip)) fail(`${p}.chip`, `${JSON.stringify(r.chip)} is not one of ${CHIP_NAMES.join(', ')}`)
+      if (r.protocol !== 'firmware-bridge' && r.protocol !== 'rnode') fail(`${p}.chip`, `applies to the firmware-bridge and rnode protocols, not "${String(r.protocol)}"`)
+      entry.chip = r.chip as ChipName
+    }
     out.radios.push(entry)
   })
   if (raw.links !== undefined) {
@@ -239,6 +251,16 @@ async function loadFactory(name: string, spec: { module: string; export: string 
   const candidates = spec.export !== undefined ? [spec.export] : ['createDevice', 'default']
   for (const c of candidates) if (typeof mod[c] === 'function') return mod[c] as DeviceProtocolFactory
   throw new Error(`protocol "${name}": ${url} exports no function ${candidates.join(' or ')}`)
+}
+
+/** The built-in firmware of `protocol` driving a radio `chip`. */
+async function chipFactory(protocol: string, chip: ChipName): Promise<DeviceProtocolFactory> {
+  if (protocol === 'firmware-bridge') {
+    const { createFirmwareBridgeDevice } = await import('../device.js')
+    return (radio, write) => createFirmwareBridgeDevice(radio, write, { chip })
+  }
+  const { rnodeDeviceFactory } = await import('../../drivers/lora/rnode/device.js')
+  return rnodeDeviceFactory({ modem: chip.startsWith('SX127') ? 'sx1276' : 'sx1262' })
 }
 
 // ---- events --------------------------------------------------------------------------------
@@ -583,7 +605,7 @@ export async function startEmulator(config: EmulatorConfig, options: StartEmulat
   try {
     for (const r of cfg.radios) {
       const radio = medium.attach(r.name, { ...(r.config !== undefined && { config: r.config }), ...(r.on !== undefined && { on: r.on }) })
-      devices.set(r.name, new EmulatorDevice(r, radio, factories.get(r.protocol)!, opts, emit, medium.scheduler))
+      devices.set(r.name, new EmulatorDevice(r, radio, r.chip === undefined ? factories.get(r.protocol)! : await chipFactory(r.protocol, r.chip), opts, emit, medium.scheduler))
     }
   } catch (e) {
     medium.close()

@@ -464,6 +464,12 @@ export class EmulatedRadio extends EventEmitter<VirtualRadioEvents> implements V
   #history: Array<[number, number]> = []
   readonly #counters = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<Counter, number>
 
+  /** Clock and timers in radio time (the medium's time scale applied). */
+  readonly airClock = Object.freeze({
+    now: (): number => this.medium.now(),
+    setTimeout: (fn: () => void, ms: number): TimerHandle => this.medium.scheduler.setTimeout(fn, ms * this.medium.timeScale),
+  })
+
   /** @internal use medium.attach() */
   constructor(medium: Medium, name: string, options: AttachOptions, key: symbol) {
     super()

@@ -13,7 +13,7 @@ import type { ReceivedFrame } from '../../drivers/link.js'
 import { linkConformance } from '../conformance/link.js'
 import { requireSocat } from '../lib/pty.js'
 import { loraRig, until, type LoRaRig, type LoRaRigOptions } from './rig.js'
-import { TimeoutError } from '../../appliance/core/errors.js'
+import { ConfigRejectedError, TimeoutError } from '../../appliance/core/errors.js'
 import type { DeviceProtocolFactory } from '../../drivers/lora/device.js'
 
 const BACKENDS = ['firmware-bridge', 'rnode'] as const
@@ -143,13 +143,13 @@ t.test('duty cycle: frames that wait longer than maxQueueAgeMs are dropped, coun
   await Promise.all([a.open(), b.open()])
   const dropped: string[] = []
   a.on('dropped', (d) => dropped.push(d.reason))
+  const got = collect(b)
   // SF12: 255 bytes are ~10.6 s on air; 36 s of budget per hour lets three through, then the
   // rest waits for the window (36 s real at this time scale), past its 300 ms of patience.
   for (let i = 0; i < 6; i++) a.send(Buffer.alloc(255, i))
   await until('the late frames to expire', 10_000, () => dropped.length >= 2)
   t.ok(dropped.every((r) => r === 'expired'), `dropped as expired: ${dropped.join(', ')}`)
   t.equal(a.stats().dropped.expired, dropped.length, 'counted')
-  const got = collect(b)
   await until('the frames within budget', 10_000, () => a.stats().framesOut + dropped.length === 6)
   t.equal(a.stats().framesOut + (a.stats().dropped.expired ?? 0), 6, 'every frame is either sent or counted as dropped')
   await until('what was sent to arrive', 5_000, () => got.length === a.stats().framesOut)
@@ -192,6 +192,27 @@ for (const backend of BACKENDS) {
     a.send(Buffer.from('after the noise'))
     await until('a frame after the noise', 10_000, () => got.length > before && got.at(-1)!.data.toString() === 'after the noise')
     t.pass('a frame sent after the noise arrives')
+  })
+}
+
+for (const [backend, chip, radio, field, said] of [
+  ['firmware-bridge', 'SX1276', { spreadingFactor: 5 }, 'spreadingFactor', /SX1276.*spreadingFactor = 5/],
+  ['firmware-bridge', 'LLCC68', { spreadingFactor: 12, bandwidthHz: 125_000 }, 'spreadingFactor', /LLCC68.*spreadingFactor = 12/],
+  ['rnode', 'SX1276', { txPowerDbm: 20 }, 'txPowerDbm', /set txPowerDbm 17, not 20/],
+] as const) {
+  t.test(`a config the ${backend} firmware on an ${chip} rejects: open() fails naming radio.${field}`, async (t) => {
+    if (!requireSocat(t)) return
+    const rig = await rigFor(t, { backend, chip, radio, region: 'LAB' })
+    const a = rig.link('a')
+    const err = await a.open().catch((e: unknown) => e)
+    t.type(err, ConfigRejectedError)
+    t.equal((err as ConfigRejectedError).field, `radio.${field}`)
+    t.match((err as Error).message, `link lora-a: the ${a.device?.firmware ?? ''}`)
+    t.match((err as Error).message, `on ${rig.dir}/a-host rejected radio.${field}`)
+    t.match((err as Error).message, said)
+    t.equal(a.state, 'closed', 'not retried: a refused configuration does not fix itself')
+    const inForce = rig.emulator.device('a').radio.config
+    t.not(inForce[field], (radio as Record<string, number>)[field], `the radio still runs its previous ${field} (${inForce[field]})`)
   })
 }
 

@@ -13,6 +13,7 @@ import { LoRaLink, type LoRaLinkOptions } from '../../drivers/lora/link.js'
 import type { RadioConfig } from '../../drivers/lora/radio.js'
 import { startEmulator, type Emulator, type EmulatorConfig, type EmulatorEvent } from '../../firmware-bridge/emulator/main.js'
 import { SerialPort } from 'serialport'
+import type { ChipName } from '../../firmware-bridge/chips.js'
 import { SeededRandom } from '../../firmware-bridge/emulator/random.js'
 import { ptyPair, tempDir, type PtyPair } from '../lib/pty.js'
 
@@ -30,7 +31,9 @@ export interface LoRaRigOptions {
   dutyWindowMs?: number
   /** Emulator topology (default: everyone hears everyone). */
   links?: EmulatorConfig['links']
-  /** Protocol of the emulated MCU (default: the backend's own); e.g. a factory with chip limits. */
+  /** The radio chip of every emulated MCU (its firmware refuses what the chip cannot do). */
+  chip?: ChipName
+  /** Protocol of the emulated MCU (default: the backend's own). */
   factory?: DeviceProtocolFactory
   /** Extra LoRaLink options for every link. */
   link?: Partial<LoRaLinkOptions>
@@ -160,7 +163,7 @@ export async function loraRig(o: LoRaRigOptions): Promise<LoRaRig> {
         region,
         ...(o.dutyWindowMs !== undefined && { dutyWindowMs: o.dutyWindowMs }),
         ...(o.links !== undefined && { links: o.links }),
-        radios: names.map((n) => ({ name: n, tty: ends.get(n)!.mcu, protocol, ...(o.radio !== undefined && { config: o.radio }) })),
+        radios: names.map((n) => ({ name: n, tty: ends.get(n)!.mcu, protocol, ...(o.chip !== undefined && { chip: o.chip }) })),
         reopen: { minMs: 20, maxMs: 200 },
         watchMs: 50,
       },

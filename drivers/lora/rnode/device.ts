@@ -153,7 +153,8 @@ export class RNodeDevice implements DeviceProtocol {
   constructor(radio: VirtualRadio, write: (bytes: Uint8Array) => void, opts: RNodeDeviceOptions = {}) {
     this.#radio = radio
     this.#write = write
-    this.#sched = opts.scheduler ?? realScheduler
+    // The firmware's timers (CSMA, airtime windows, the 1 s status report) run in radio time.
+    this.#sched = opts.scheduler ?? radio.airClock ?? realScheduler
     this.#o = {
       firmwareVersion: opts.firmwareVersion ?? [1, 0x55],
       platform: opts.platform ?? PLATFORM_ESP32,

@@ -145,6 +145,12 @@ export interface RNodeBackendOptions {
   baudRate?: number
   /** Bound of one decoded KISS frame, bytes (default 1024). */
   maxFrameBytes?: number
+  /**
+   * Wall time per radio time for the airtime estimates (default 1). An emulated RNode whose air
+   * runs 100 times faster than real time (the emulator's timeScale 0.01) sends a 400 ms frame in
+   * 4 ms; serial timings and command timeouts are not scaled.
+   */
+  timeScale?: number
   scheduler?: RNodeScheduler
 }
 
@@ -261,6 +267,7 @@ export class RNodeBackend extends EventEmitter<RadioBackendEvents> implements Ra
       txMarginMs: num('txMarginMs', opts.txMarginMs, 0, 0),
       baudRate: num('baudRate', opts.baudRate, RNODE_BAUD, 1),
       maxFrameBytes: num('maxFrameBytes', opts.maxFrameBytes, KISS_MAX_FRAME, 16),
+      timeScale: num('timeScale', opts.timeScale, 1, Number.MIN_VALUE),
       minFirmware: opts.minFirmware ?? REQUIRED_FIRMWARE,
       airtimeLimits: opts.airtimeLimits ?? {},
       scheduler: this.#sched,
@@ -338,14 +345,14 @@ export class RNodeBackend extends EventEmitter<RadioBackendEvents> implements Ra
     const phy = this.#effectivePhy()
     const now = this.#sched.now()
     const arrive = now + (frame.length * 10 * 1000) / this.#opt.baudRate
-    const toaMs = rnodeAirtimeMs(cfg, payload.length, phy.preambleSymbols)
+    const toaMs = rnodeAirtimeMs(cfg, payload.length, phy.preambleSymbols) * this.#opt.timeScale
     let start: number
     if (this.#inflight.length > 0 && arrive <= this.#flushEarliest) {
       start = this.#busyUntil // queued before the previous flush could begin: sent in the same flush
     } else {
       const idle = Math.max(arrive, this.#busyUntil)
-      this.#flushEarliest = idle + phy.difsMs
-      start = idle + csmaGuardMs(phy, this.#cwMax)
+      this.#flushEarliest = idle + phy.difsMs * this.#opt.timeScale
+      start = idle + csmaGuardMs(phy, this.#cwMax) * this.#opt.timeScale
     }
     this.#busyUntil = start + toaMs
     return new Promise<void>((resolve, reject) => {
@@ -753,8 +760,8 @@ export class RNodeBackend extends EventEmitter<RadioBackendEvents> implements Ra
     const phy = this.#config === null ? null : this.#effectivePhy()
     let t = this.#sched.now()
     if (phy !== null) {
-      this.#flushEarliest = t + phy.difsMs
-      t += csmaGuardMs(phy, this.#cwMax)
+      this.#flushEarliest = t + phy.difsMs * this.#opt.timeScale
+      t += csmaGuardMs(phy, this.#cwMax) * this.#opt.timeScale
     }
     for (const it of this.#inflight) {
       t += it.toaMs
