@@ -476,6 +476,9 @@ export class EmulatorDevice {
       port.on('error', () => undefined)
       if (port.isOpen) await new Promise<void>((res) => port.close(() => res()))
     }
+    // Power off: the firmware's own timers (heartbeats, status reports) stop with it.
+    this.radio.setOn(false)
+    this.protocol.reset()
   }
 }
 
