@@ -7,6 +7,7 @@
 import type { Test } from 'tap'
 import type { Link, LinkState, ReceivedFrame } from '../../drivers/link.js'
 import { ResourceLimitError } from '../../appliance/core/errors.js'
+import { until } from '../lib/until.js'
 
 export interface LinkPair {
   a: Link
@@ -23,18 +24,6 @@ export interface LinkPair {
   frameTimeoutMs?: number
 }
 
-function until<T>(what: string, ms: number, probe: () => T | undefined | false | null): Promise<T> {
-  const end = Date.now() + ms
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      const v = probe()
-      if (v) return resolve(v)
-      if (Date.now() > end) return reject(new Error(`timed out after ${ms} ms waiting for ${what}`))
-      setTimeout(tick, 5)
-    }
-    tick()
-  })
-}
 
 function collect(link: Link): ReceivedFrame[] {
   const got: ReceivedFrame[] = []

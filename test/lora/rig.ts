@@ -16,6 +16,7 @@ import { SerialPort } from 'serialport'
 import type { ChipName } from '../../firmware-bridge/chips.js'
 import { SeededRandom } from '../../firmware-bridge/emulator/random.js'
 import { ptyPair, tempDir, type PtyPair } from '../lib/pty.js'
+import { until } from '../lib/until.js'
 
 export interface LoRaRigOptions {
   backend: 'firmware-bridge' | 'rnode'
@@ -207,16 +208,4 @@ export async function loraRig(o: LoRaRigOptions): Promise<LoRaRig> {
   }
 }
 
-/** Resolves when `probe` is truthy; rejects naming `what` after `ms`. */
-export function until<T>(what: string, ms: number, probe: () => T | undefined | false | null): Promise<T> {
-  const end = Date.now() + ms
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      const v = probe()
-      if (v) return resolve(v)
-      if (Date.now() > end) return reject(new Error(`timed out after ${ms} ms waiting for ${what}`))
-      setTimeout(tick, 5)
-    }
-    tick()
-  })
-}
+export { until }

@@ -1,0 +1,13 @@
+/** Resolves with the first truthy value of `probe` (polled every 5 ms); rejects naming `what` after `ms`. */
+export function until<T>(what: string, ms: number, probe: () => T | undefined | false | null): Promise<T> {
+  const end = Date.now() + ms
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      const v = probe()
+      if (v) return resolve(v)
+      if (Date.now() > end) return reject(new Error(`timed out after ${ms} ms waiting for ${what}`))
+      setTimeout(tick, 5)
+    }
+    tick()
+  })
+}
