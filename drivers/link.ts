@@ -14,7 +14,9 @@
  *   `closed`) if the medium cannot be reached at all, or when its AbortSignal fires.
  * - `down`: the medium went away after being up (device unplugged, interface down). The link
  *   retries by itself with backoff and returns to `up` with its configuration re-applied. Frames
- *   queued while down wait (within the queue bounds) and go out when it is up again.
+ *   queued while down wait (within the queue bounds) and go out when it is up again. A frame
+ *   that was in flight when the medium went (handed to the device, not yet confirmed sent) is
+ *   sent again: delivery across an outage is at least once, and the mesh drops duplicates.
  * - `close()` stops accepting frames, flushes or fails what is queued, releases the medium and
  *   resolves in `closed`. `abort(reason)` does the same at once, failing what is queued.
  *   Both are idempotent. A closed link may be opened again.
