@@ -84,20 +84,8 @@ export interface FirmwareBridgeInfo extends DeviceInfo {
   credits: number
 }
 
-/** The device's Status answer. */
-export interface DeviceStatus {
-  rxOk: number
-  rxCrcError: number
-  txOk: number
-  txFail: number
-  queueFree: number
-  uptimeMs: number
-  radioOn: boolean
-  linkErrors: number
-  retransmits: number
-  /** The radio configuration in force on the device. */
-  config: RadioConfig
-}
+/** The device's Status answer (the Status message without its tag). */
+export type DeviceStatus = Omit<MessageOf<'Status'>, 'type'>
 
 export type FirmwareBridgeState = 'idle' | 'handshaking' | 'ready'
 
