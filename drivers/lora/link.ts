@@ -86,6 +86,27 @@ export function makeBackend(kind: LoRaLinkOptions['backend'], timeScale = 1): Ra
   throw new TypeError(`unknown LoRa backend ${JSON.stringify(kind)}: use firmware-bridge or rnode`)
 }
 
+/** backend.start(), a timeout reported as no firmware answering on `path`. */
+export async function startBackend(backend: RadioBackend, path: string, signal?: AbortSignal, who = ''): Promise<DeviceInfo> {
+  try {
+    return await backend.start(signal)
+  } catch (err) {
+    if (!(err instanceof TimeoutError)) throw err
+    throw new TimeoutError(`${who}no ${backend.kind} firmware answered on ${path}: ${err.message}`, { transaction_id: err.transaction_id, cause: err })
+  }
+}
+
+/** backend.configure(), a refusal reported as `radio.<field>` of the firmware on `path`. */
+export async function configureBackend(backend: RadioBackend, info: DeviceInfo, path: string, cfg: RadioConfig, signal?: AbortSignal, who = ''): Promise<void> {
+  try {
+    await backend.configure(cfg, signal)
+  } catch (err) {
+    if (!(err instanceof ConfigRejectedError)) throw err
+    const field = `radio.${err.field}`
+    throw new ConfigRejectedError(`${who}the ${info.firmware} firmware on ${path} rejected ${field}: ${err.message}`, { field, transaction_id: err.transaction_id, cause: err })
+  }
+}
+
 /** Nominal LoRa bit rate, bit/s: SF * (BW / 2^SF) * 4 / CR. */
 export function loraBitrate(cfg: RadioConfig): number {
   return Math.round((cfg.spreadingFactor * (cfg.bandwidthHz / 2 ** cfg.spreadingFactor) * 4) / cfg.codingRate)
@@ -178,23 +199,13 @@ export class LoRaLink extends BaseLink {
     })
     backend.on('credits', () => this.kick())
     backend.on('deviceError', (err) => this.countError((err as { reason?: string }).reason ?? err.name))
-    try {
-      this.info = await backend.start(signal)
-    } catch (err) {
-      if (!(err instanceof TimeoutError)) throw err
-      throw new TimeoutError(`link ${this.name}: no ${backend.kind} firmware answered on ${this.opts.path}: ${err.message}`, { transaction_id: err.transaction_id, cause: err })
-    }
+    const who = `link ${this.name}: `
+    this.info = await startBackend(backend, this.opts.path, signal, who)
     if (this.info.mtu < this.radioMtu) {
       // Frames are cut at send() time; a device that takes less than planned cannot carry them.
       throw new RadioError(`link ${this.name}: the ${this.info.firmware} firmware on ${this.opts.path} takes ${this.info.mtu}-byte radio frames; this link needs ${this.radioMtu}`, { reason: 'mtu' })
     }
-    try {
-      await backend.configure(this.radio, signal)
-    } catch (err) {
-      if (!(err instanceof ConfigRejectedError)) throw err
-      const field = `radio.${err.field}`
-      throw new ConfigRejectedError(`link ${this.name}: the ${this.info.firmware} firmware on ${this.opts.path} rejected ${field}: ${err.message}`, { field, transaction_id: err.transaction_id, cause: err })
-    }
+    await configureBackend(backend, this.info, this.opts.path, this.radio, signal, who)
     await backend.setRadio(true, signal)
     this.ready = true
   }

@@ -5,7 +5,7 @@
  */
 import { ConfigRejectedError, TimeoutError } from '../../appliance/core/errors.js'
 import type { DeviceInfo } from './backend.js'
-import { defaultPort, makeBackend, type LoRaLinkOptions, type SerialLike } from './link.js'
+import { configureBackend, defaultPort, makeBackend, startBackend, type LoRaLinkOptions, type SerialLike } from './link.js'
 import { DEFAULT_RADIO, radioConfigProblems, type RadioConfig } from './radio.js'
 
 export interface ProbeOptions {
@@ -47,21 +47,8 @@ export async function probeLoRa(o: ProbeOptions): Promise<ProbeResult> {
     })
     port.on('data', (d) => backend.receive(d))
     port.on('error', () => undefined)
-    let device: DeviceInfo
-    try {
-      device = await backend.start(ac.signal)
-    } catch (err) {
-      if (err instanceof TimeoutError) throw new TimeoutError(`no ${o.backend} firmware answered on ${o.path}: ${err.message}`, { transaction_id: err.transaction_id, cause: err })
-      throw err
-    }
-    if (radio !== null) {
-      try {
-        await backend.configure(radio, ac.signal)
-      } catch (err) {
-        if (!(err instanceof ConfigRejectedError)) throw err
-        throw new ConfigRejectedError(`the ${device.firmware} firmware on ${o.path} rejected radio.${err.field}: ${err.message}`, { field: `radio.${err.field}`, transaction_id: err.transaction_id, cause: err })
-      }
-    }
+    const device = await startBackend(backend, o.path, ac.signal)
+    if (radio !== null) await configureBackend(backend, device, o.path, radio, ac.signal)
     return { path: o.path, backend: o.backend, device, configured: radio, stats: backend.stats(), ms: Math.round(performance.now() - t0) }
   } finally {
     clearTimeout(timer)
