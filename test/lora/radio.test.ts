@@ -39,3 +39,19 @@ t.test('duty cycle: 1 % of an hour is 36 s of airtime, freed as the window slide
   t.equal(new DutyCycle(null).waitMs(1e9, 0), 0)
   t.throws(() => new DutyCycle(2), TypeError)
 })
+
+t.test('duty cycle: a transmission restamped to its real start stays in the window longer; a refused one is forgotten', async (t) => {
+  const d = new DutyCycle(0.01, 100_000) // 1 000 ms of airtime per 100 s
+  const first = d.record(600, 0)!
+  d.restamp(first, 50) // it really went on air 50 ms later
+  d.restamp(first, 10) // never earlier
+  t.equal(first.at, 50)
+  t.equal(d.waitMs(600, 1000), 50 + 100_000 - 1000, 'the budget frees when the real start leaves the window')
+  const refused = d.record(300, 2000)!
+  t.equal(d.usedMs(2000), 900)
+  d.forget(refused)
+  t.equal(d.usedMs(2000), 600, 'a frame the device refused uses no airtime')
+  d.forget(refused)
+  t.equal(d.usedMs(2000), 600, 'forgetting twice changes nothing')
+  t.equal(new DutyCycle(null).record(600, 0), null, 'without a limit nothing is recorded')
+})
