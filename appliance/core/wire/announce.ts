@@ -33,6 +33,7 @@ export const ANNOUNCE_SPEC: TableSpec = {
     { name: 'capabilities', kind: 'scalar', size: 4 },
     { name: 'links', kind: 'tables', table: LINK_SPEC, maxCount: MAX_ANNOUNCED_LINKS },
     { name: 'timestamp', kind: 'scalar', size: 8 },
+    { name: 'interval_ms', kind: 'scalar', size: 4 },
   ],
 }
 
@@ -50,6 +51,8 @@ export interface AnnounceBody {
   links: AnnouncedLink[]
   /** Milliseconds since the Unix epoch. */
   timestamp: number
+  /** How often the node announces, ms (0: unknown). Optional when encoding. */
+  intervalMs?: number
 }
 
 export function encodeAnnounceBody(a: AnnounceBody): Buffer {
@@ -72,6 +75,7 @@ export function encodeAnnounceBody(a: AnnounceBody): Buffer {
   Announce.addCapabilities(b, a.capabilities >>> 0)
   Announce.addLinks(b, linksVec)
   Announce.addTimestamp(b, BigInt(a.timestamp))
+  if (a.intervalMs) Announce.addIntervalMs(b, a.intervalMs >>> 0)
   Announce.finishAnnounceBuffer(b, Announce.endAnnounce(b))
   return Buffer.from(b.asUint8Array())
 }
@@ -88,17 +92,18 @@ export function decodeAnnounceBody(buf: Uint8Array): AnnounceBody {
   if (ts > BigInt(Number.MAX_SAFE_INTEGER)) throw new MalformedPacketError('Announce.timestamp is out of range', { field: 'Announce.timestamp' })
   const ik = a.identityKeyArray()!
   const sk = a.staticKeyArray()!
-  return { identityKey: Buffer.from(ik), staticKey: Buffer.from(sk), capabilities: a.capabilities(), links, timestamp: Number(ts) }
+  return { identityKey: Buffer.from(ik), staticKey: Buffer.from(sk), capabilities: a.capabilities(), links, timestamp: Number(ts), intervalMs: a.intervalMs() }
 }
 
 /** Builds the signed Packet frame announcing `identity`. */
-export function encodeAnnounce(identity: Identity, opts: { packetId: number; timestamp: number; capabilities?: number; links?: AnnouncedLink[]; hopLimit?: number }): Buffer {
+export function encodeAnnounce(identity: Identity, opts: { packetId: number; timestamp: number; capabilities?: number; links?: AnnouncedLink[]; hopLimit?: number; intervalMs?: number }): Buffer {
   const body = encodeAnnounceBody({
     identityKey: identity.identityKey,
     staticKey: identity.static.publicKey,
     capabilities: opts.capabilities ?? 0,
     links: opts.links ?? [],
     timestamp: opts.timestamp,
+    ...(opts.intervalMs ? { intervalMs: opts.intervalMs } : {}),
   })
   return encodeSignedPacket(identity, { type: PacketType.Announce, hopLimit: opts.hopLimit ?? DEFAULT_HOP_LIMIT, packetId: opts.packetId, payload: body })
 }

@@ -20,6 +20,7 @@ export const PACKET_SPEC: TableSpec = {
     { name: 'dst', kind: 'struct', size: 16 },
     { name: 'payload', kind: 'bytes', maxLength: MAX_FRAME_BYTES },
     { name: 'signature', kind: 'bytes', exactLength: SIGN_BYTES },
+    { name: 'path_cost', kind: 'scalar', size: 4 },
   ],
 }
 
@@ -34,6 +35,8 @@ export interface PacketFrame {
   dst: Buffer | null
   payload: Buffer
   signature: Buffer | null
+  /** Route metric accumulated by relays (announces); not signed. 0 when absent. */
+  pathCost: number
 }
 
 /** Domain separation for Packet signatures. */
@@ -44,7 +47,7 @@ export const PACKET_SIG_CONTEXT = Buffer.from('kairo/aitcp/v1/packet-sig')
  * src || dst (16 zero bytes for a broadcast) || payload. The hop limit is not covered: relays
  * decrement it.
  */
-export function packetSigningInput(p: Omit<PacketFrame, 'hopLimit' | 'signature'>): Buffer {
+export function packetSigningInput(p: Omit<PacketFrame, 'hopLimit' | 'signature' | 'pathCost'>): Buffer {
   const head = Buffer.alloc(PACKET_SIG_CONTEXT.length + 7 + 2 * NODE_ID_BYTES)
   let o = PACKET_SIG_CONTEXT.copy(head, 0)
   head[o++] = VERSION
@@ -80,6 +83,7 @@ export interface PacketInit {
   dst?: Uint8Array | null
   payload?: Uint8Array
   signature?: Uint8Array | null
+  pathCost?: number
 }
 
 /** Encodes a Packet frame. */
@@ -97,6 +101,7 @@ export function encodePacket(p: PacketInit): Buffer {
   }
   if (payload) Packet.addPayload(b, payload)
   if (signature) Packet.addSignature(b, signature)
+  if (p.pathCost) Packet.addPathCost(b, p.pathCost >>> 0)
   Packet.finishPacketBuffer(b, Packet.endPacket(b))
   const fb = b.asUint8Array()
   const frame = Buffer.alloc(PACKET_PREFIX_BYTES + fb.length)
@@ -147,6 +152,7 @@ export function decodePacket(frame: Uint8Array): PacketFrame {
     dst: dst ? nodeIdBytes(dst) : null,
     payload: view(payloadArr) ?? Buffer.alloc(0),
     signature: view(sigArr),
+    pathCost: p.pathCost(),
   }
 }
 
@@ -159,6 +165,15 @@ export function verifyPacketSignature(p: PacketFrame, identityKey: Uint8Array, t
   if (p.signature === null) throw new AuthenticationError('packet is not signed', opts)
   if (identityKey.length !== 32 || !nodeIdFromPublicKey(identityKey).equals(p.src)) throw new AuthenticationError('identity key does not belong to the packet source', opts)
   if (!signVerify(p.signature, packetSigningInput(p), identityKey)) throw new AuthenticationError('packet signature does not verify', opts)
+}
+
+/**
+ * Re-encodes a decoded Packet as a relay forwards it: the same signed content, the hop limit
+ * decremented by the caller and `pathCost` replaced. The signature stays valid (it covers
+ * neither field).
+ */
+export function reencodePacket(p: PacketFrame, hopLimit: number, pathCost: number): Buffer {
+  return encodePacket({ type: p.type, flags: p.flags, hopLimit, packetId: p.packetId, src: p.src, dst: p.dst, payload: p.payload, signature: p.signature, pathCost })
 }
 
 /** Decrements the hop limit of an encoded Packet frame in place; false if it was already 0. */
