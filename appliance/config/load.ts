@@ -1,0 +1,783 @@
+/**
+ * Loading the gateway config file: YAML (JSON is YAML too) parsed with line numbers, then a
+ * handwritten validator that collects every problem, not just the first, each with its key path
+ * and line. A file with any problem throws ConfigFileError listing all of them; a good file gives
+ * the normalised GatewayConfig (schema.ts): defaults filled, paths absolute, units converted.
+ *
+ * The validator walks the YAML node tree (never `toJS()`), so aliases are looked at where they
+ * are used and cannot blow up, and only the keys the format knows are ever descended into.
+ */
+import { closeSync, openSync, readSync } from 'node:fs'
+import { isIP } from 'node:net'
+import { hostname } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YAMLError } from 'yaml'
+import { BANDWIDTHS_HZ, DEFAULT_RADIO, REGIONS, radioConfigProblems, regionProblems, type ConfigProblem, type RadioConfig } from '../../drivers/lora/radio.js'
+import { ConfigFileError, type ConfigFileProblem } from './errors.js'
+import {
+  CONTROL_SOCKET_NAME,
+  DEFAULTS,
+  IFNAME_MAX_BYTES,
+  LIMITS,
+  LINK_DRIVERS,
+  LINK_NAME_RE,
+  LOG_LEVELS,
+  LORA_BACKENDS,
+  NODE_NAME_RE,
+  UNIX_SOCKET_PATH_MAX_BYTES,
+  type EthernetLinkConfig,
+  type GatewayConfig,
+  type LinkConfig,
+  type LinkDriver,
+  type LoraLinkConfig,
+  type RawIpLinkConfig,
+  type UdpLinkConfig,
+} from './schema.js'
+
+/** Largest config file read, bytes. */
+export const MAX_CONFIG_BYTES = 1024 * 1024
+
+const TOP_KEYS = ['node', 'state_dir', 'runtime_dir', 'links', 'mesh', 'store', 'logging'] as const
+const NODE_KEYS = ['name'] as const
+const LINK_KEYS = ['name', 'enabled', 'budget_bytes_per_s', ...LINK_DRIVERS] as const
+const UDP_KEYS = ['host', 'port', 'interface', 'group', 'discovery', 'peers', 'mtu'] as const
+const ETHERNET_KEYS = ['interface'] as const
+const RAW_IP_KEYS = ['interface', 'address', 'peers', 'broadcast'] as const
+const LORA_KEYS = ['port', 'backend', 'region', 'frequency_mhz', 'spreading_factor', 'bandwidth_khz', 'coding_rate', 'tx_power_dbm', 'sync_word', 'preamble_symbols', 'time_scale', 'baud_rate'] as const
+const MESH_KEYS = ['announce_interval_s', 'hop_limit'] as const
+const STORE_KEYS = ['max_messages', 'max_bytes', 'ttl_s'] as const
+const LOGGING_KEYS = ['level'] as const
+
+/** The file key of each RadioConfig field (the driver names problems by field). */
+const RADIO_KEYS: Readonly<Record<keyof RadioConfig, string>> = {
+  frequencyHz: 'frequency_mhz',
+  bandwidthHz: 'bandwidth_khz',
+  spreadingFactor: 'spreading_factor',
+  codingRate: 'coding_rate',
+  txPowerDbm: 'tx_power_dbm',
+  syncWord: 'sync_word',
+  preambleSymbols: 'preamble_symbols',
+}
+
+/** Names people write for keys (the CLI's option names among them) and the key they mean. */
+const KEY_ALIASES: Readonly<Record<string, string>> = {
+  sf: 'spreading_factor',
+  bw: 'bandwidth_khz',
+  cr: 'coding_rate',
+  freq: 'frequency_mhz',
+  power: 'tx_power_dbm',
+  sync: 'sync_word',
+  preamble: 'preamble_symbols',
+  baud: 'baud_rate',
+  bind: 'host',
+  address: 'host',
+  iface: 'interface',
+  dev: 'port',
+  device: 'port',
+  path: 'port',
+  neighbours: 'peers',
+  neighbors: 'peers',
+  multicast: 'group',
+  budget: 'budget_bytes_per_s',
+  ttl: 'ttl_s',
+  interval: 'announce_interval_s',
+  announce_interval: 'announce_interval_s',
+  announce_interval_ms: 'announce_interval_s',
+  hops: 'hop_limit',
+  ttl_ms: 'ttl_s',
+  log_level: 'level',
+  statedir: 'state_dir',
+  runtimedir: 'runtime_dir',
+}
+
+// ---------------------------------------------------------------------------------------------
+// Problems and key paths
+
+function levenshtein(a: string, b: string): number {
+  if (a === b) return 0
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    prev = cur
+  }
+  return prev[b.length]!
+}
+
+/** The known key `name` was probably meant to be, if any. */
+export function suggestKey(name: string, keys: readonly string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/[^a-z0-9]/g, '')
+  const alias = KEY_ALIASES[name.toLowerCase()]
+  if (alias !== undefined && keys.includes(alias)) return alias
+  const n = norm(name)
+  if (n.length === 0 || n.length > 64) return undefined
+  let best: string | undefined
+  let bestScore = Infinity
+  for (const k of keys) {
+    const kn = norm(k)
+    if (kn === n) return k
+    let score = levenshtein(n, kn)
+    if (score > Math.max(1, Math.floor(kn.length / 3))) score = Infinity
+    // `frequency` for frequency_mhz, `peers_list` for peers.
+    if (n.length >= 3 && (kn.startsWith(n) || n.startsWith(kn))) score = Math.min(score, 0.5)
+    if (score < bestScore) {
+      bestScore = score
+      best = k
+    }
+  }
+  return bestScore === Infinity ? undefined : best
+}
+
+function childPath(path: string, key: string): string {
+  const shown = /^[A-Za-z_][A-Za-z0-9_-]*$/.test(key) ? key : JSON.stringify(key.length > 40 ? key.slice(0, 40) + '…' : key)
+  if (!/^[A-Za-z_]/.test(shown)) return `${path}[${shown}]`
+  return path === '' ? shown : `${path}.${shown}`
+}
+
+/** How a value reads in a message: `"abc"`, `12`, `true`, `a list`, `a mapping`, `nothing`. */
+function describe(node: unknown): string {
+  if (isMap(node)) return 'a mapping'
+  if (isSeq(node)) return 'a list'
+  if (isScalar(node)) {
+    const v = node.value
+    if (v === null || v === undefined) return 'nothing'
+    if (typeof v === 'string') return JSON.stringify(v.length > 60 ? v.slice(0, 60) + '…' : v)
+    return String(v)
+  }
+  return 'nothing'
+}
+
+/** A value and the node to take its line from (the alias where one was used). */
+interface Val {
+  node: unknown
+  at: unknown
+}
+
+class Checker {
+  readonly problems: ConfigFileProblem[] = []
+
+  constructor(
+    readonly doc: Document,
+    readonly lc: LineCounter,
+    readonly file: string,
+    readonly baseDir: string,
+  ) {}
+
+  lineOf(at: unknown): number | null {
+    if (typeof at === 'number') return at
+    const range = (at as { range?: unknown } | null | undefined)?.range
+    if (!Array.isArray(range) || typeof range[0] !== 'number') return null
+    return this.lc.linePos(range[0]).line
+  }
+
+  add(path: string, message: string, at: unknown): void {
+    this.problems.push({ path, message, line: this.lineOf(at), file: this.file })
+  }
+
+  /** The node an alias stands for (null when the anchor is unknown); other nodes as they are. */
+  deref(node: unknown): unknown {
+    if (isAlias(node)) return node.resolve(this.doc) ?? null
+    return node
+  }
+}
+
+function isNull(node: unknown): boolean {
+  return node === null || node === undefined || (isScalar(node) && (node.value === null || node.value === undefined))
+}
+
+/**
+ * One mapping of the file with the keys it may have. Unknown keys are reported when it is built;
+ * the typed readers report wrong types and ranges and return undefined for a bad or absent value.
+ */
+class Section {
+  /** Keys written, with the key node (also those with an empty value). */
+  private readonly keyNodes = new Map<string, unknown>()
+  /** Keys with a value. */
+  private readonly values = new Map<string, Val>()
+  /** Keys whose value was reported as bad. */
+  readonly bad = new Set<string>()
+  /** The section itself is not a mapping (reported): its keys are not "missing". */
+  readonly broken: boolean
+
+  constructor(
+    readonly c: Checker,
+    readonly path: string,
+    node: unknown,
+    /** Line of the section, for keys that are missing. */
+    readonly at: unknown,
+    readonly keys: readonly string[],
+  ) {
+    this.broken = !isNull(node) && !isMap(node)
+    if (!isMap(node)) return
+    for (const pair of node.items) {
+      const keyNode = c.deref(pair.key)
+      if (!isScalar(keyNode) || (keyNode.value !== null && typeof keyNode.value === 'object')) {
+        c.add(path, `keys must be plain names, got ${describe(keyNode)} as a key`, pair.key)
+        continue
+      }
+      const name = String(keyNode.value)
+      if (!keys.includes(name)) {
+        const hint = suggestKey(name, keys)
+        c.add(childPath(path, name), hint === undefined ? `unknown key (known keys here: ${keys.join(', ')})` : `unknown key (did you mean "${hint}"?)`, pair.key)
+        continue
+      }
+      this.keyNodes.set(name, pair.key)
+      const value = c.deref(pair.value)
+      if (!isNull(value)) this.values.set(name, { node: value, at: pair.value ?? pair.key })
+    }
+  }
+
+  /** The key is written (maybe with an empty value). */
+  present(key: string): boolean {
+    return this.keyNodes.has(key)
+  }
+
+  keyNode(key: string): unknown {
+    return this.keyNodes.get(key)
+  }
+
+  get(key: string): Val | undefined {
+    return this.values.get(key)
+  }
+
+  pathOf(key: string): string {
+    return childPath(this.path, key)
+  }
+
+  /** Where a problem about `key` points: its value, its key, else the section. */
+  atOf(key: string): unknown {
+    return this.values.get(key)?.at ?? this.keyNodes.get(key) ?? this.at
+  }
+
+  problem(key: string, message: string): undefined {
+    this.bad.add(key)
+    this.c.add(this.pathOf(key), message, this.atOf(key))
+    return undefined
+  }
+
+  missing(key: string, message = 'is required'): void {
+    if (this.broken) return
+    this.bad.add(key)
+    this.c.add(this.pathOf(key), message, this.atOf(key))
+  }
+
+  private scalar(key: string): { v: unknown; node: unknown } | undefined {
+    const val = this.values.get(key)
+    if (val === undefined) return undefined
+    return { v: isScalar(val.node) ? val.node.value : undefined, node: val.node }
+  }
+
+  string(key: string, opts: { required?: boolean; check?: (s: string) => string | null } = {}): string | undefined {
+    const s = this.scalar(key)
+    if (s === undefined) {
+      if (opts.required) this.missing(key)
+      return undefined
+    }
+    if (typeof s.v !== 'string') {
+      const quote = isScalar(s.node) && (typeof s.v === 'number' || typeof s.v === 'boolean') ? ` (quote it if it is meant as text: "${String(s.v)}")` : ''
+      return this.problem(key, `must be text, got ${describe(s.node)}${quote}`)
+    }
+    if (s.v.length === 0) return this.problem(key, 'must not be empty')
+    const bad = opts.check?.(s.v)
+    if (bad) return this.problem(key, bad)
+    return s.v
+  }
+
+  private numeric(key: string, whole: boolean, opts: { required?: boolean }): number | undefined {
+    const s = this.scalar(key)
+    if (s === undefined) {
+      if (opts.required) this.missing(key)
+      return undefined
+    }
+    const what = whole ? 'a whole number' : 'a number'
+    if (typeof s.v !== 'number') return this.problem(key, `must be ${what}, got ${describe(s.node)}`)
+    if (!Number.isFinite(s.v) || (whole && !Number.isSafeInteger(s.v))) return this.problem(key, `must be ${what}, got ${describe(s.node)}`)
+    return s.v
+  }
+
+  /** A whole number; with `range`, within it (inclusive). */
+  int(key: string, range?: readonly [number, number], opts: { required?: boolean } = {}): number | undefined {
+    const v = this.numeric(key, true, opts)
+    if (v === undefined || range === undefined) return v
+    if (v < range[0] || v > range[1]) return this.problem(key, `${v} is out of range ${range[0]}..${range[1]}`)
+    return v
+  }
+
+  /** A finite number; with `range`, within it (inclusive, or excluding the minimum). */
+  number(key: string, range?: readonly [number, number], opts: { required?: boolean; minExclusive?: boolean } = {}): number | undefined {
+    const v = this.numeric(key, false, opts)
+    if (v === undefined || range === undefined) return v
+    const low = opts.minExclusive ? v <= range[0] : v < range[0]
+    if (opts.minExclusive && (low || v > range[1])) return this.problem(key, `${v} is out of range: more than ${range[0]}, at most ${range[1]}`)
+    if (low || v > range[1]) return this.problem(key, `${v} is out of range ${range[0]}..${range[1]}`)
+    return v
+  }
+
+  bool(key: string): boolean | undefined {
+    const s = this.scalar(key)
+    if (s === undefined) return undefined
+    if (typeof s.v !== 'boolean') return this.problem(key, `must be true or false, got ${describe(s.node)}`)
+    return s.v
+  }
+
+  choice<T extends string>(key: string, values: readonly T[]): T | undefined {
+    const s = this.scalar(key)
+    if (s === undefined) return undefined
+    if (typeof s.v !== 'string') return this.problem(key, `must be one of ${values.join(', ')}, got ${describe(s.node)}`)
+    const text = s.v
+    if (!(values as readonly string[]).includes(text)) {
+      const hint = values.find((v) => v.toLowerCase() === text.toLowerCase()) ?? suggestKey(text, values)
+      return this.problem(key, `${describe(s.node)} is not one of ${values.join(', ')}${hint === undefined ? '' : ` (did you mean "${hint}"?)`}`)
+    }
+    return text as T
+  }
+
+  /** A filesystem path, absolute: relative ones are relative to the config file's directory. */
+  fsPath(key: string, opts: { required?: boolean } = {}): string | undefined {
+    const s = this.string(key, {
+      ...opts,
+      check: (p) => {
+        if (p.includes('\0')) return 'must not contain a NUL character'
+        if (p.startsWith('~')) return `${JSON.stringify(p)} starts with ~, which is not expanded: write the full path`
+        return null
+      },
+    })
+    return s === undefined ? undefined : resolve(this.c.baseDir, s)
+  }
+
+  /** A nested mapping (absent or empty: a section with no keys). */
+  section(key: string, keys: readonly string[]): Section {
+    const val = this.values.get(key)
+    const sec = new Section(this.c, this.pathOf(key), val?.node ?? null, this.atOf(key), keys)
+    if (sec.broken) this.problem(key, `must be a mapping (${keys.join(', ')}), got ${describe(val?.node)}`)
+    return sec
+  }
+
+  /** A list: its items with their paths. */
+  list(key: string, opts: { required?: boolean } = {}): Array<Val & { path: string }> | undefined {
+    const val = this.values.get(key)
+    if (val === undefined) {
+      if (opts.required) this.missing(key)
+      return undefined
+    }
+    if (!isSeq(val.node)) return this.problem(key, `must be a list, got ${describe(val.node)}`)
+    return val.node.items.map((item, i) => ({ node: this.c.deref(item), at: item ?? val.at, path: `${this.pathOf(key)}[${i}]` }))
+  }
+
+  /** A list of strings, each checked; duplicates are problems. */
+  stringList(key: string, check: (s: string) => string | null): string[] | undefined {
+    const items = this.list(key)
+    if (items === undefined) return undefined
+    const out: string[] = []
+    const seen = new Map<string, string>()
+    for (const item of items) {
+      const v = isScalar(item.node) ? item.node.value : undefined
+      if (typeof v !== 'string') {
+        this.c.add(item.path, `must be text, got ${describe(item.node)}`, item.at)
+        continue
+      }
+      const bad = check(v)
+      if (bad) {
+        this.c.add(item.path, bad, item.at)
+        continue
+      }
+      const first = seen.get(v)
+      if (first !== undefined) {
+        this.c.add(item.path, `${JSON.stringify(v)} is already listed as ${first}`, item.at)
+        continue
+      }
+      seen.set(v, item.path)
+      out.push(v)
+    }
+    return out
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value checks: a message, or null when the value is good
+
+const quoted = (s: string) => JSON.stringify(s.length > 60 ? s.slice(0, 60) + '…' : s)
+
+/** Linux dev_valid_name(): 1..15 bytes, not . or .., no /, : or whitespace. */
+export function ifnameProblem(s: string): string | null {
+  if (Buffer.byteLength(s) > IFNAME_MAX_BYTES) return `${quoted(s)} is ${Buffer.byteLength(s)} bytes; an interface name has at most ${IFNAME_MAX_BYTES} (IFNAMSIZ)`
+  if (s === '.' || s === '..' || /[/:\s\u0000-\u001f\u007f]/.test(s)) return `${quoted(s)} is not an interface name (no "/", ":", spaces or control characters)`
+  return null
+}
+
+function ipProblem(s: string): string | null {
+  return isIP(s) === 0 ? `${quoted(s)} is not an IP address (e.g. 0.0.0.0, 127.0.0.1 or ::)` : null
+}
+
+function ipv4Problem(s: string): string | null {
+  return isIP(s) === 4 ? null : `${quoted(s)} is not an IPv4 address`
+}
+
+export function isMulticast(s: string): boolean {
+  const family = isIP(s)
+  if (family === 4) {
+    const first = Number(s.split('.')[0])
+    return first >= 224 && first <= 239
+  }
+  return family === 6 && /^ff/i.test(s)
+}
+
+function multicastProblem(s: string): string | null {
+  if (isIP(s) === 0) return `${quoted(s)} is not an IP address (a multicast group, e.g. 239.77.71.1)`
+  return isMulticast(s) ? null : `${s} is not a multicast address (224.0.0.0..239.255.255.255 or ff00::/8)`
+}
+
+/** 'host:port' with an IP address, '[v6]:port' for IPv6. */
+export function parseHostPort(s: string): { host: string; port: number } | null {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:[\]]+):(\d{1,5})$/.exec(s)
+  if (m === null) return null
+  const host = m[1]!
+  const family = isIP(host)
+  if (family === 0 || (family === 6) !== s.startsWith('[')) return null
+  return { host, port: Number(m[2]) }
+}
+
+function hostPortProblem(s: string): string | null {
+  const hp = parseHostPort(s)
+  if (hp === null) return `${quoted(s)} is not address:port (e.g. "10.1.0.2:47800" or "[fd00::2]:47800")`
+  const [lo, hi] = LIMITS.peerPort
+  if (hp.port < lo || hp.port > hi) return `${quoted(s)}: port ${hp.port} is out of range ${lo}..${hi}`
+  return null
+}
+
+function linkNameProblem(s: string): string | null {
+  return LINK_NAME_RE.test(s) ? null : `${quoted(s)} is not a link name: 1 to 15 of a-z 0-9 _ -`
+}
+
+function nodeNameProblem(s: string): string | null {
+  return NODE_NAME_RE.test(s) ? null : `${quoted(s)} is not a node name: 1 to 32 of A-Z a-z 0-9 _ . -`
+}
+
+/** The host name, made a valid node name. */
+export function defaultNodeName(host = hostname()): string {
+  const name = host.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 32)
+  return name === '' ? 'kairo-gw' : name
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::'
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sections
+
+/** What links claim (ports, devices, interfaces), so that two links never claim the same. */
+interface Claims {
+  names: Map<string, string>
+  udp: Array<{ host: string; port: number; path: string; name: string }>
+  devices: Map<string, { path: string; name: string }>
+}
+
+function udpBlock(s: Section): UdpLinkConfig {
+  const host = s.string('host', { check: ipProblem }) ?? DEFAULTS.udp.host
+  const port = s.int('port', LIMITS.port) ?? DEFAULTS.udp.port
+  const iface = s.string('interface', { check: ifnameProblem })
+  const group = s.string('group', { check: multicastProblem })
+  if (group !== undefined && !s.bad.has('host') && isIP(group) !== isIP(host)) {
+    s.problem('group', `${group} is IPv${isIP(group)} but host ${host} is IPv${isIP(host)}${s.present('host') ? '' : ' (the default)'}`)
+  }
+  const discovery = s.bool('discovery') ?? DEFAULTS.udp.discovery
+  const peers = s.stringList('peers', hostPortProblem) ?? []
+  const mtu = s.int('mtu', LIMITS.udpMtu)
+  return { host, port, discovery, peers, ...(iface !== undefined && { interface: iface }), ...(group !== undefined && { group }), ...(mtu !== undefined && { mtu }) }
+}
+
+function ethernetBlock(s: Section): EthernetLinkConfig {
+  return { interface: s.string('interface', { required: true, check: ifnameProblem }) ?? '' }
+}
+
+function rawIpBlock(s: Section): RawIpLinkConfig {
+  const iface = s.string('interface', { check: ifnameProblem })
+  const address = s.string('address', { check: ipProblem })
+  const peers = s.stringList('peers', ipProblem) ?? []
+  const broadcast = s.string('broadcast', { check: ipv4Problem })
+  return { peers, ...(iface !== undefined && { interface: iface }), ...(address !== undefined && { address }), ...(broadcast !== undefined && { broadcast }) }
+}
+
+/** The driver's message for `p` without its `field: ` prefix. */
+function driverMessage(p: ConfigProblem): string {
+  const prefix = `${p.field}: `
+  return p.message.startsWith(prefix) ? p.message.slice(prefix.length) : p.message
+}
+
+const mhz = (hz: number) => String(hz / 1e6)
+
+function loraBlock(s: Section): LoraLinkConfig {
+  const port = s.fsPath('port', { required: true }) ?? ''
+  const backend = s.choice('backend', LORA_BACKENDS) ?? DEFAULTS.lora.backend
+  const regionName = s.choice('region', Object.keys(REGIONS)) ?? DEFAULTS.lora.region
+  const region = s.bad.has('region') ? undefined : REGIONS[regionName]
+  const freqMhz = s.number('frequency_mhz')
+  const bwKhz = s.number('bandwidth_khz')
+  const sf = s.int('spreading_factor')
+  const cr = codingRate(s)
+  const power = s.int('tx_power_dbm')
+  const sync = s.int('sync_word')
+  const preamble = s.int('preamble_symbols')
+  const timeScale = s.number('time_scale', [0, 1], { minExclusive: true }) ?? DEFAULTS.lora.timeScale
+  const baudRate = s.int('baud_rate', LIMITS.baudRate) ?? DEFAULTS.lora.baudRate
+
+  const bandwidthHz = bwKhz === undefined ? DEFAULT_RADIO.bandwidthHz : (BANDWIDTHS_HZ.find((hz) => Math.abs(hz - bwKhz * 1000) < 0.5) ?? bwKhz * 1000)
+  const radio: RadioConfig = {
+    frequencyHz: freqMhz === undefined ? DEFAULT_RADIO.frequencyHz : Math.round(freqMhz * 1e6),
+    bandwidthHz,
+    spreadingFactor: sf ?? DEFAULT_RADIO.spreadingFactor,
+    codingRate: cr ?? DEFAULT_RADIO.codingRate,
+    txPowerDbm: power ?? DEFAULT_RADIO.txPowerDbm,
+    syncWord: sync ?? DEFAULT_RADIO.syncWord,
+    preambleSymbols: preamble ?? DEFAULT_RADIO.preambleSymbols,
+  }
+  // The driver's own checks, in the file's words and units; one problem per key, the region's first.
+  const problems = [...(region === undefined ? [] : regionProblems(radio, region)), ...radioConfigProblems(radio)]
+  const reported = new Set<string>()
+  for (const p of problems) {
+    const key = RADIO_KEYS[p.field]
+    if (s.bad.has(key) || reported.has(key)) continue
+    reported.add(key)
+    let message = driverMessage(p)
+    if (p.field === 'frequencyHz') {
+      const f = mhz(radio.frequencyHz)
+      const range = /(-?\d+)\.\.(-?\d+)/.exec(p.message)
+      if (region !== undefined && (radio.frequencyHz < region.minHz || radio.frequencyHz > region.maxHz)) message = `${f} MHz is outside ${region.name} (${mhz(region.minHz)}..${mhz(region.maxHz)} MHz)`
+      else if (range !== null) message = `${f} MHz is out of range ${mhz(Number(range[1]))}..${mhz(Number(range[2]))} MHz`
+    } else if (p.field === 'bandwidthHz') {
+      message = `${radio.bandwidthHz / 1000} kHz is not one of ${BANDWIDTHS_HZ.map((hz) => hz / 1000).join(', ')}`
+    }
+    s.problem(key, s.present(key) ? message : `the default ${message}; set ${key}`)
+  }
+  return { port, backend, region: regionName, radio, timeScale, baudRate }
+}
+
+/** coding_rate: 5..8, or "4/5".."4/8" as text. */
+function codingRate(s: Section): number | undefined {
+  const val = s.get('coding_rate')
+  if (val !== undefined && isScalar(val.node) && typeof val.node.value === 'string') {
+    const m = /^4\/(\d+)$/.exec(val.node.value.trim())
+    if (m === null) return s.problem('coding_rate', `must be 5..8 or "4/5".."4/8", got ${describe(val.node)}`)
+    return Number(m[1])
+  }
+  return s.int('coding_rate')
+}
+
+function link(c: Checker, item: Val & { path: string }, claims: Claims): LinkConfig | undefined {
+  const { path } = item
+  if (!isMap(item.node)) {
+    c.add(path, `must be a mapping with name: and one driver block (${LINK_DRIVERS.join(', ')}), got ${describe(item.node)}`, item.at)
+    return undefined
+  }
+  const s = new Section(c, path, item.node, item.at, LINK_KEYS)
+  const name = s.string('name', { required: true, check: linkNameProblem })
+  if (name !== undefined) {
+    const first = claims.names.get(name)
+    if (first !== undefined) s.problem('name', `${quoted(name)} is already the name of ${first}`)
+    else claims.names.set(name, path)
+  }
+  const label = name === undefined ? path : `${path} (${name})`
+  const enabled = s.bool('enabled') ?? DEFAULTS.link.enabled
+  const budgetBytesPerS = s.int('budget_bytes_per_s', LIMITS.budgetBytesPerS) ?? DEFAULTS.link.budgetBytesPerS
+  const blocks = LINK_DRIVERS.filter((d) => s.present(d))
+  if (blocks.length === 0) c.add(path, `needs one driver block: ${LINK_DRIVERS.join(', ')}`, item.at)
+  if (blocks.length > 1) c.add(path, `has ${blocks.length} driver blocks (${blocks.join(', ')}); a link has exactly one: make each its own link`, s.keyNode(blocks[1]!))
+
+  const common = { name: name ?? '', enabled, budgetBytesPerS }
+  let out: LinkConfig | undefined
+  for (const driver of blocks) {
+    const b = s.section(driver, driver === 'udp' ? UDP_KEYS : driver === 'ethernet' ? ETHERNET_KEYS : driver === 'raw_ip' ? RAW_IP_KEYS : LORA_KEYS)
+    const claim = (key: string, what: string, taken: string) => {
+      const first = claims.devices.get(what)
+      if (first !== undefined) b.problem(key, `${taken} is already used by ${first.name}`)
+      else claims.devices.set(what, { path: b.pathOf(key), name: label })
+    }
+    const one = ((): LinkConfig => {
+      switch (driver as LinkDriver) {
+        case 'udp': {
+          const udp = udpBlock(b)
+          if (!b.bad.has('host') && !b.bad.has('port') && udp.port !== 0) {
+            const clash = claims.udp.find((u) => u.port === udp.port && (u.host === udp.host || isWildcard(u.host) || isWildcard(udp.host)))
+            if (clash !== undefined) b.problem('port', `${udp.host}:${udp.port} overlaps ${clash.host}:${clash.port} of ${clash.name}`)
+            else claims.udp.push({ host: udp.host, port: udp.port, path: b.pathOf('port'), name: label })
+          }
+          return { ...common, driver: 'udp', udp }
+        }
+        case 'ethernet': {
+          const ethernet = ethernetBlock(b)
+          if (!b.bad.has('interface')) claim('interface', `ethernet ${ethernet.interface}`, `interface ${ethernet.interface}`)
+          return { ...common, driver: 'ethernet', ethernet }
+        }
+        case 'raw_ip': {
+          const rawIp = rawIpBlock(b)
+          if (rawIp.interface !== undefined) claim('interface', `raw_ip ${rawIp.interface}`, `interface ${rawIp.interface}`)
+          return { ...common, driver: 'raw_ip', rawIp }
+        }
+        case 'lora': {
+          const lora = loraBlock(b)
+          if (!b.bad.has('port')) claim('port', `serial ${lora.port}`, lora.port)
+          return { ...common, driver: 'lora', lora }
+        }
+      }
+    })()
+    out ??= one
+  }
+  return out
+}
+
+function validate(c: Checker, root: unknown): GatewayConfig | undefined {
+  if (isNull(root)) {
+    c.add('', 'the file has no settings; it needs at least a links: list (kairo-gw config check --help shows an example)', 1)
+    return undefined
+  }
+  if (!isMap(root)) {
+    c.add('', `the top level must be a mapping of keys (${TOP_KEYS.join(', ')}), got ${describe(root)}`, root)
+    return undefined
+  }
+  const top = new Section(c, '', root, root, TOP_KEYS)
+
+  const nodeSec = top.section('node', NODE_KEYS)
+  const name = nodeSec.string('name', { check: nodeNameProblem }) ?? defaultNodeName()
+
+  const stateDir = top.fsPath('state_dir')
+  const runtimeDir = top.fsPath('runtime_dir')
+  if (runtimeDir !== undefined) {
+    const sock = join(runtimeDir, CONTROL_SOCKET_NAME)
+    const bytes = Buffer.byteLength(sock)
+    if (bytes > UNIX_SOCKET_PATH_MAX_BYTES) top.problem('runtime_dir', `the control socket ${sock} would be ${bytes} bytes long; a Unix socket path has at most ${UNIX_SOCKET_PATH_MAX_BYTES}`)
+  }
+
+  const links: LinkConfig[] = []
+  const items = top.list('links', { required: true })
+  if (items !== undefined && items.length === 0) top.problem('links', 'needs at least one link')
+  const claims: Claims = { names: new Map(), udp: [], devices: new Map() }
+  for (const item of items ?? []) {
+    const l = link(c, item, claims)
+    if (l !== undefined) links.push(l)
+  }
+
+  const meshSec = top.section('mesh', MESH_KEYS)
+  const announceS = meshSec.number('announce_interval_s', LIMITS.announceIntervalS) ?? DEFAULTS.mesh.announceIntervalS
+  const hopLimit = meshSec.int('hop_limit', LIMITS.hopLimit) ?? DEFAULTS.mesh.hopLimit
+
+  const storeSec = top.section('store', STORE_KEYS)
+  const maxMessages = storeSec.int('max_messages', LIMITS.maxMessages) ?? DEFAULTS.store.maxMessages
+  const maxBytes = storeSec.int('max_bytes', LIMITS.maxBytes) ?? DEFAULTS.store.maxBytes
+  const ttlS = storeSec.number('ttl_s', LIMITS.ttlS) ?? DEFAULTS.store.ttlS
+
+  const logSec = top.section('logging', LOGGING_KEYS)
+  const level = logSec.choice('level', LOG_LEVELS) ?? DEFAULTS.logging.level
+
+  return {
+    node: { name },
+    ...(stateDir !== undefined && { stateDir }),
+    ...(runtimeDir !== undefined && { runtimeDir }),
+    links,
+    mesh: { announceIntervalMs: Math.round(announceS * 1000), hopLimit },
+    store: { maxMessages, maxBytes, ttlMs: Math.round(ttlS * 1000) },
+    logging: { level },
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points
+
+function sortProblems(problems: ConfigFileProblem[]): ConfigFileProblem[] {
+  return problems
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => (a.p.line ?? Infinity) - (b.p.line ?? Infinity) || a.i - b.i)
+    .map(({ p }) => p)
+}
+
+/** A YAML parser error or warning in one line. */
+function yamlMessage(e: YAMLError, text: string): string {
+  if (e.code === 'MULTIPLE_DOCS') return 'YAML: the file holds more than one document (a --- line); a config file is one document'
+  if (e.code === 'DUPLICATE_KEY') {
+    const key = /^[^:\n]{0,60}/.exec(text.slice(e.pos[0]))![0].trim().replace(/^(["'])(.*)\1$/, '$2')
+    return `YAML: the key ${JSON.stringify(key)} appears twice in the same mapping`
+  }
+  return `YAML: ${e.message.split('\n')[0]!}`
+}
+
+/**
+ * Parses and validates the text of a config file. `file` names it in problems (as given) and
+ * anchors relative paths (its directory). Throws ConfigFileError listing every problem.
+ */
+export function parseConfig(text: string, file: string): GatewayConfig {
+  const lc = new LineCounter()
+  const doc = parseDocument(text.startsWith('\uFEFF') ? text.slice(1) : text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true })
+  const yamlProblems = [...doc.errors, ...doc.warnings].map((e): ConfigFileProblem => ({ path: '', message: yamlMessage(e, text), line: lc.linePos(e.pos[0]).line, file }))
+  if (yamlProblems.length > 0) throw new ConfigFileError(file, sortProblems(yamlProblems))
+  const c = new Checker(doc, lc, file, dirname(resolve(file)))
+  const cfg = validate(c, doc.contents)
+  if (c.problems.length > 0 || cfg === undefined) throw new ConfigFileError(file, sortProblems(c.problems))
+  return cfg
+}
+
+function readProblem(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ENOENT':
+      return 'cannot read: no such file (ENOENT)'
+    case 'EACCES':
+    case 'EPERM':
+      return `cannot read: permission denied (${err.code})`
+    case 'EISDIR':
+      return 'cannot read: it is a directory (EISDIR)'
+    default:
+      return `cannot read: ${err.message}`
+  }
+}
+
+/** Reads at most MAX_CONFIG_BYTES + 1 bytes (a device such as /dev/zero never ends). */
+function readBounded(file: string): Buffer {
+  const fd = openSync(file, 'r')
+  try {
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1)
+    let n = 0
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null)
+      if (got === 0) break
+      n += got
+      if (n === buf.length) break
+    }
+    return buf.subarray(0, n)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Reads and validates a config file; an unreadable file is a ConfigFileError naming it too. */
+export function loadConfig(file: string): GatewayConfig {
+  let bytes: Buffer
+  try {
+    bytes = readBounded(file)
+  } catch (err) {
+    throw new ConfigFileError(file, [{ path: '', message: readProblem(err as NodeJS.ErrnoException), line: null, file }], { cause: err })
+  }
+  if (bytes.length > MAX_CONFIG_BYTES) throw new ConfigFileError(file, [{ path: '', message: `is larger than ${MAX_CONFIG_BYTES} bytes; is it really a config file?`, line: null, file }])
+  return parseConfig(bytes.toString('utf8'), file)
+}
+
+/** The configuration `npm start` / a bare `kairo-gw run` uses: one UDP link on 127.0.0.1, no discovery. */
+export function embeddedDefaultConfig(opts: { stateDir: string; runtimeDir: string; udpPort: number }): GatewayConfig {
+  return {
+    node: { name: defaultNodeName() },
+    stateDir: resolve(opts.stateDir),
+    runtimeDir: resolve(opts.runtimeDir),
+    links: [
+      {
+        name: 'udp0',
+        enabled: DEFAULTS.link.enabled,
+        budgetBytesPerS: DEFAULTS.link.budgetBytesPerS,
+        driver: 'udp',
+        udp: { host: '127.0.0.1', port: opts.udpPort, discovery: false, peers: [] },
+      },
+    ],
+    mesh: { announceIntervalMs: DEFAULTS.mesh.announceIntervalS * 1000, hopLimit: DEFAULTS.mesh.hopLimit },
+    store: { maxMessages: DEFAULTS.store.maxMessages, maxBytes: DEFAULTS.store.maxBytes, ttlMs: DEFAULTS.store.ttlS * 1000 },
+    logging: { level: DEFAULTS.logging.level },
+  }
+}
