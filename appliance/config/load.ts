@@ -93,17 +93,18 @@ const KEY_ALIASES: Readonly<Record<string, string>> = {
 // ---------------------------------------------------------------------------------------------
 // Problems and key paths
 
-function levenshtein(a: string, b: string): number {
-  if (a === b) return 0
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i)
+/** Edit distance with transpositions (optimal string alignment): `prot` is 1 from `port`. */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)))
   for (let i = 1; i <= a.length; i++) {
-    const cur = [i]
     for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1)
+      d[i]![j] = v
     }
-    prev = cur
   }
-  return prev[b.length]!
+  return d[a.length]![b.length]!
 }
 
 /** The known key `name` was probably meant to be, if any. */
@@ -118,7 +119,7 @@ export function suggestKey(name: string, keys: readonly string[]): string | unde
   for (const k of keys) {
     const kn = norm(k)
     if (kn === n) return k
-    let score = levenshtein(n, kn)
+    let score = editDistance(n, kn)
     if (score > Math.max(1, Math.floor(kn.length / 3))) score = Infinity
     // `frequency` for frequency_mhz, `peers_list` for peers.
     if (n.length >= 3 && (kn.startsWith(n) || n.startsWith(kn))) score = Math.min(score, 0.5)
@@ -176,12 +177,20 @@ class Checker {
     this.problems.push({ path, message, line: this.lineOf(at), file: this.file })
   }
 
-  /** The node an alias stands for (null when the anchor is unknown); other nodes as they are. */
-  deref(node: unknown): unknown {
-    if (isAlias(node)) return node.resolve(this.doc) ?? null
-    return node
+  /**
+   * The node an alias stands for; other nodes as they are. An alias whose anchor does not exist
+   * is a problem at `path`, and gives UNRESOLVED.
+   */
+  deref(node: unknown, path: string): unknown {
+    if (!isAlias(node)) return node
+    const target = node.resolve(this.doc)
+    if (target !== undefined) return target
+    this.add(path, `*${node.source} names no anchor: &${node.source} must come before it`, node)
+    return UNRESOLVED
   }
 }
+
+const UNRESOLVED = Symbol('unresolved alias')
 
 function isNull(node: unknown): boolean {
   return node === null || node === undefined || (isScalar(node) && (node.value === null || node.value === undefined))
@@ -212,7 +221,8 @@ class Section {
     this.broken = !isNull(node) && !isMap(node)
     if (!isMap(node)) return
     for (const pair of node.items) {
-      const keyNode = c.deref(pair.key)
+      const keyNode = c.deref(pair.key, path)
+      if (keyNode === UNRESOLVED) continue
       if (!isScalar(keyNode) || (keyNode.value !== null && typeof keyNode.value === 'object')) {
         c.add(path, `keys must be plain names, got ${describe(keyNode)} as a key`, pair.key)
         continue
@@ -224,8 +234,9 @@ class Section {
         continue
       }
       this.keyNodes.set(name, pair.key)
-      const value = c.deref(pair.value)
-      if (!isNull(value)) this.values.set(name, { node: value, at: pair.value ?? pair.key })
+      const value = c.deref(pair.value, childPath(path, name))
+      if (value === UNRESOLVED) this.bad.add(name)
+      else if (!isNull(value)) this.values.set(name, { node: value, at: pair.value ?? pair.key })
     }
   }
 
@@ -258,7 +269,7 @@ class Section {
   }
 
   missing(key: string, message = 'is required'): void {
-    if (this.broken) return
+    if (this.broken || this.bad.has(key)) return
     this.bad.add(key)
     this.c.add(this.pathOf(key), message, this.atOf(key))
   }
@@ -350,7 +361,8 @@ class Section {
   /** A nested mapping (absent or empty: a section with no keys). */
   section(key: string, keys: readonly string[]): Section {
     const val = this.values.get(key)
-    const sec = new Section(this.c, this.pathOf(key), val?.node ?? null, this.atOf(key), keys)
+    // Keys missing from it are reported at its key (`lora:`), not at its first key.
+    const sec = new Section(this.c, this.pathOf(key), val?.node ?? null, this.keyNodes.get(key) ?? this.at, keys)
     if (sec.broken) this.problem(key, `must be a mapping (${keys.join(', ')}), got ${describe(val?.node)}`)
     return sec
   }
@@ -363,7 +375,13 @@ class Section {
       return undefined
     }
     if (!isSeq(val.node)) return this.problem(key, `must be a list, got ${describe(val.node)}`)
-    return val.node.items.map((item, i) => ({ node: this.c.deref(item), at: item ?? val.at, path: `${this.pathOf(key)}[${i}]` }))
+    const out: Array<Val & { path: string }> = []
+    for (const [i, item] of val.node.items.entries()) {
+      const path = `${this.pathOf(key)}[${i}]`
+      const node = this.c.deref(item, path)
+      if (node !== UNRESOLVED) out.push({ node, at: item ?? val.at, path })
+    }
+    return out
   }
 
   /** A list of strings, each checked; duplicates are problems. */
