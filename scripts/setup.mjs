@@ -16,14 +16,16 @@ const mode = process.argv[2] ?? 'start'
 
 /** Debian package → a file whose presence shows it is installed. */
 const DEB = {
-  start: { 'flatbuffers-compiler': '/usr/bin/flatc' },
-  test: { 'flatbuffers-compiler': '/usr/bin/flatc', socat: '/usr/bin/socat' },
+  start: { 'flatbuffers-compiler': '/usr/bin/flatc', 'libpcap-dev': '/usr/include/pcap/pcap.h', iproute2: '/sbin/ip' },
+  test: { 'flatbuffers-compiler': '/usr/bin/flatc', socat: '/usr/bin/socat', 'libpcap-dev': '/usr/include/pcap/pcap.h', iproute2: '/sbin/ip' },
   bench: {
     'flatbuffers-compiler': '/usr/bin/flatc',
     'libsodium-dev': '/usr/include/sodium.h',
     gcc: '/usr/bin/gcc',
     'pkg-config': '/usr/bin/pkg-config',
     socat: '/usr/bin/socat',
+    'libpcap-dev': '/usr/include/pcap/pcap.h',
+    iproute2: '/sbin/ip',
   },
 }
 
