@@ -269,6 +269,8 @@ export function connectError(path: string, err: NodeJS.ErrnoException): ControlC
         path,
         err,
       )
+    case 'EAGAIN':
+      return new ControlConnectError(`gateway control socket ${path} is not accepting connections (its backlog is full): kairo-gw is busy or hung`, code, path, err)
     case 'ENOTSOCK':
       return new ControlConnectError(`${path} is not a socket: is the control socket path right?`, code, path, err)
     default:
