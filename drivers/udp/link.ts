@@ -594,7 +594,10 @@ export class UdpLink extends BaseLink {
       if (--left > 0) return
       if (gen !== this.gen) {
         // The socket went under it: send it again on the next one (at least once).
-        if (errs.length === dests.length && (this.state === 'down' || this.state === 'up')) this.requeue(f)
+        if (errs.length === dests.length && (this.state === 'down' || this.state === 'up')) {
+          this.requeue(f)
+          this.kick()
+        }
         return
       }
       this.inFlight--

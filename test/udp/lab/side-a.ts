@@ -130,6 +130,41 @@ if (labJson === undefined) {
     t.throws(() => a.send(Buffer.from('x'), { to: `${lab.ipB}:${port}` }), TypeError, 'an IPv4 destination on an IPv6 link is a caller error')
   })
 
+  t.test('the group on a socket of its own: ephemeral ports, or a link bound to its address', async (t) => {
+    // Ephemeral unicast ports: the group is on the default group port, on a second socket.
+    const b = await peerB(t, lab, { port: 0 })
+    const a = linkA(t, lab, { port: 0 })
+    t.equal(a.groupPort, 4747)
+    const gotA = collect(a)
+    const gotB = collect(b)
+    await Promise.all([a.open(), b.open()])
+    const aPort = Number(a.address()!.split(':')[1])
+    t.not(aPort, 4747, 'a has an ephemeral port')
+    a.send(Buffer.from('from an ephemeral port'))
+    await until('b hears a', 3000, () => gotB.length === 1)
+    t.equal(gotB[0]!.from, `${lab.ipA}:${aPort}`, 'from is the unicast address, not the group port')
+    await b.sendThere(Buffer.from('unicast to the ephemeral port'), { to: gotB[0]!.from! })
+    await until('a hears b', 3000, () => gotA.length === 1)
+    t.equal(gotA[0]!.data.toString(), 'unicast to the ephemeral port')
+    t.equal(a.stats().framesIn, 1, 'its own multicast is still ignored')
+
+    // Bound to the interface's address, group port = port: both sockets share the port.
+    const c = linkA(t, lab, { host: lab.ipA, port: 4760 })
+    const d = await peerB(t, lab, { host: lab.ipB, port: 4760 })
+    const gotC = collect(c)
+    const gotD = collect(d)
+    await Promise.all([c.open(), d.open()])
+    c.send(Buffer.from('c to the group'))
+    await until('d hears c', 3000, () => gotD.length === 1)
+    t.equal(gotD[0]!.from, `${lab.ipA}:4760`)
+    c.send(Buffer.from('c unicast'), { to: `${lab.ipB}:4760` })
+    d.send(Buffer.from('d to the group'))
+    await until('both', 3000, () => gotD.length === 2 && gotC.length === 1)
+    t.equal(gotD[1]!.data.toString(), 'c unicast')
+    t.equal(gotC[0]!.from, `${lab.ipB}:4760`)
+    t.equal(c.stats().framesIn, 1, 'c does not hear itself either')
+  })
+
   t.test('beacons: silent neighbours are learnt, and beacons are not frames', async (t) => {
     const port = 4749
     const b = await peerB(t, lab, { port, beaconMs: 50 })
