@@ -14,6 +14,8 @@ import { alive, commandLine, LabError, signal, terminate } from './sys.js'
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const KAIRO_GW_BIN = join(REPO_ROOT, 'appliance', 'bin', 'kairo-gw.mjs')
 export const EMULATOR_HOST = join(REPO_ROOT, 'appliance', 'lab', 'emulator-host.ts')
+/** `--import=<tsx>` for TypeScript entry points, absolute so that it works from any cwd. */
+export const TSX_IMPORT = `--import=${import.meta.resolve('tsx')}`
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 

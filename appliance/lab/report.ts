@@ -18,6 +18,10 @@ export interface SentMessage {
   accepted_at?: number
   /** When in the run it was sent: before/during/after a partition or a kill. */
   phase: Phase
+  /** Sent while the --partition segment was cut. */
+  cut?: boolean
+  /** Sent while the --kill gateway was down (or held back until it was back, when it is the source). */
+  down?: boolean
   /** Why `send` failed (refused messages are not counted as sent). */
   error?: string
 }
@@ -150,11 +154,11 @@ export function summaryTable(report: LabReport): string {
   ]
   if (report.partition !== undefined) {
     const p = report.partition
-    rows.push(['partition', `${p.segment} (${p.kind}, ${p.method}) cut ${p.duration_ms} ms; ${p.sent_during.length} sent during it, ${p.delivered_after_heal} delivered after the heal${p.undelivered.length > 0 ? `, ${p.undelivered.length} NOT delivered` : ''}`])
+    rows.push(['partition', `${p.segment} (${p.kind}, ${p.method}) cut ${p.duration_ms} ms; ${p.sent_during.length} sent during it: ${p.delivered_after_heal} delivered after the heal${p.delivered_before_heal > 0 ? `, ${p.delivered_before_heal} before it` : ''}${p.undelivered.length > 0 ? `, ${p.undelivered.length} NOT delivered` : ''}${p.recovered_ms !== null ? ` (the last ${p.recovered_ms} ms after the heal)` : ''}`])
   }
   if (report.kill !== undefined) {
     const k = report.kill
-    rows.push(['kill', `${k.node} (pid ${k.pid_before}) SIGKILLed, restarted as pid ${k.pid_after ?? '-'} after ${k.down_ms} ms; ${k.sent_while_down.length} sent while down, ${k.delivered_while_down} of them delivered`])
+    rows.push(['kill', `${k.node} (pid ${k.pid_before}) SIGKILLed, restarted as pid ${k.pid_after ?? '-'} after ${k.down_ms} ms (ready ${k.ready_ms ?? '-'} ms later${k.same_node_id === false ? ', ANOTHER node_id' : ''}); ${k.sent_while_down.length} sent while down: ${k.delivered} delivered${k.undelivered.length > 0 ? `, ${k.undelivered.length} NOT delivered` : ''}`])
   }
   for (const [name, s] of Object.entries(report.links)) {
     const st = s as Record<string, unknown>
@@ -177,8 +181,10 @@ export interface PartitionReport {
   duration_ms: number
   /** Indexes of the messages sent while the segment was cut. */
   sent_during: number[]
-  /** How many of them reached their destination (all of them, after the heal, is the pass mark). */
+  /** How many of them reached their destination after the heal (all of them is the pass mark). */
   delivered_after_heal: number
+  /** How many arrived while the segment was still cut (a path around it, or the cut did not hold). */
+  delivered_before_heal: number
   /** Indexes of those sent during the cut that never arrived. */
   undelivered: number[]
   /** ms from the heal until the last of them arrived. */
@@ -194,8 +200,10 @@ export interface KillReport {
   down_ms: number
   /** ms from the restart until the gateway printed `ready` again. */
   ready_ms: number | null
+  /** Indexes of the messages sent while it was down (those it was to send: held back until it was back). */
   sent_while_down: number[]
-  delivered_while_down: number
+  /** How many of them arrived. */
+  delivered: number
   undelivered: number[]
   /** The restarted gateway's node_id is the same (same state dir). */
   same_node_id: boolean | null

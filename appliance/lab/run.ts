@@ -12,7 +12,7 @@ import { TimeoutError } from '../core/errors.js'
 import { cleanLab, MANIFEST, prefixInUse, type Manifest } from './clean.js'
 import type { EmulatorHostPlan } from './emulator-host.js'
 import { buildPlan, defaultPrefix, netemArgs, networkCommands, PREFIX, RUN_DIR_PREFIX, type GatewayPlan, type LabPlan, type VethPlan } from './plan.js'
-import { AbortedError, checkAbort, EMULATOR_HOST, KAIRO_GW_BIN, pause, spawnLogged, startSocat, stopProcess, waitForLine, type Spawned } from './procs.js'
+import { AbortedError, checkAbort, EMULATOR_HOST, KAIRO_GW_BIN, TSX_IMPORT, pause, spawnLogged, startSocat, stopProcess, waitForLine, type Spawned } from './procs.js'
 import { computeDelivery, problemsOf, type InboxMessage, type KillReport, type LabReport, type PartitionReport, type Phase, type SentMessage } from './report.js'
 import { Control } from './rpc.js'
 import { ip, LabError, run } from './sys.js'
@@ -227,26 +227,25 @@ class Lab {
     }
     if (traffic.partition !== undefined) {
       const p = traffic.partition
-      const during = sent.filter((m) => m.phase === 'partition' && m.id !== undefined)
+      const during = sent.filter((m) => m.cut === true && m.id !== undefined)
       const arrived = during.map((m) => delivery.receivedAt.get(m.id!)).filter((x): x is number => x !== undefined)
       const undelivered = during.filter((m) => !delivery.receivedAt.has(m.id!)).map((m) => m.index)
       const part: PartitionReport = {
         ...p,
         sent_during: during.map((m) => m.index),
         delivered_after_heal: arrived.filter((at) => at >= p.healed_at).length,
+        delivered_before_heal: arrived.filter((at) => at < p.healed_at).length,
         undelivered,
         recovered_ms: arrived.length === 0 ? null : Math.max(...arrived) - p.healed_at,
       }
-      const early = arrived.filter((at) => at < p.healed_at).length
-      if (early > 0) (part as PartitionReport & { delivered_before_heal?: number }).delivered_before_heal = early
       if (undelivered.length > 0) report.problems.push(`${undelivered.length} messages sent during the partition of ${p.segment} never arrived`)
       report.partition = part
     }
     if (traffic.kill !== undefined) {
       const k = traffic.kill
-      const down = sent.filter((m) => (m.phase === 'down' || m.phase === 'restarted') && m.id !== undefined)
+      const down = sent.filter((m) => m.down === true && m.id !== undefined)
       const undelivered = down.filter((m) => !delivery.receivedAt.has(m.id!)).map((m) => m.index)
-      report.kill = { ...k, sent_while_down: down.map((m) => m.index), delivered_while_down: down.length - undelivered.length, undelivered }
+      report.kill = { ...k, sent_while_down: down.map((m) => m.index), delivered: down.length - undelivered.length, undelivered }
       if (k.same_node_id === false) report.problems.push(`${k.node} came back with another node_id`)
       if (undelivered.length > 0) report.problems.push(`${undelivered.length} messages sent while ${k.node} was down never arrived`)
     }
@@ -288,7 +287,7 @@ class Lab {
     const planFile = join(plan.runDir, 'emulators.json')
     await fsp.writeFile(planFile, JSON.stringify(hostPlan, null, 2) + '\n')
     this.say(`LoRa emulator: ${plan.emulators.map((e) => `${e.segment} (${e.nodes.join(', ')})`).join('; ')}`)
-    this.emulatorHost = spawnLogged('emulator host', process.execPath, ['--import=tsx', EMULATOR_HOST, '--plan', planFile, '--socket', plan.emulatorSocket], {
+    this.emulatorHost = spawnLogged('emulator host', process.execPath, [TSX_IMPORT, EMULATOR_HOST, '--plan', planFile, '--socket', plan.emulatorSocket], {
       stdoutLog: join(plan.runDir, 'emulator.out'),
       stderrLog: join(plan.runDir, 'emulator.log'),
     })
@@ -297,7 +296,10 @@ class Lab {
   }
 
   async startGateway(g: GatewayPlan, timeoutMs: number): Promise<Running> {
-    const proc = spawnLogged(`gateway ${g.node}`, 'ip', ['netns', 'exec', g.ns, process.execPath, KAIRO_GW_BIN, 'run', '--config', g.configPath, '--json'], {
+    // KAIRO_LAB_GATEWAY_BIN: another program taking `run --config FILE --json` (the lab's own tests use a stand-in).
+    const bin = process.env.KAIRO_LAB_GATEWAY_BIN ?? KAIRO_GW_BIN
+    const node = bin.endsWith('.ts') ? [process.execPath, TSX_IMPORT, bin] : [process.execPath, bin]
+    const proc = spawnLogged(`gateway ${g.node}`, 'ip', ['netns', 'exec', g.ns, ...node, 'run', '--config', g.configPath, '--json'], {
       stdoutLog: g.stdoutLog,
       stderrLog: g.stderrLog,
       cwd: g.dir,
@@ -353,7 +355,7 @@ class Lab {
 
   // ---- traffic -------------------------------------------------------------------------------
 
-  async traffic(opts: LabRunOptions, timeoutMs: number): Promise<{ sent: SentMessage[]; partition?: Omit<PartitionReport, 'sent_during' | 'delivered_after_heal' | 'undelivered' | 'recovered_ms'>; kill?: Omit<KillReport, 'sent_while_down' | 'delivered_while_down' | 'undelivered'> }> {
+  async traffic(opts: LabRunOptions, timeoutMs: number): Promise<{ sent: SentMessage[]; partition?: Omit<PartitionReport, 'sent_during' | 'delivered_after_heal' | 'delivered_before_heal' | 'undelivered' | 'recovered_ms'>; kill?: Omit<KillReport, 'sent_while_down' | 'delivered' | 'undelivered'> }> {
     const { plan } = this
     const n = opts.messages
     const pairs = trafficPlan(plan.topology.traffic.pairs, n)
@@ -366,7 +368,7 @@ class Lab {
     let cut: { segment: string; kind: string; method: string; cut_at: number } | undefined
     let partition: { segment: string; kind: string; method: string; cut_at: number; healed_at: number; duration_ms: number } | undefined
     let killed: { node: string; pid_before: number; killed_at: number } | undefined
-    let kill: Omit<KillReport, 'sent_while_down' | 'delivered_while_down' | 'undelivered'> | undefined
+    let kill: Omit<KillReport, 'sent_while_down' | 'delivered' | 'undelivered'> | undefined
     const deferred: number[] = []
     const partitionMs = (opts.partitionS ?? 4) * 1000
     const downMs = (opts.downS ?? 2) * 1000
@@ -402,7 +404,7 @@ class Lab {
       }
       killed = undefined
       phase = 'restarted'
-      for (const i of deferred.splice(0)) await this.sendOne(sent, i, pairs[i]!, size, 'restarted')
+      for (const i of deferred.splice(0)) await this.sendOne(sent, i, pairs[i]!, size, 'restarted', { down: true, cut: cut !== undefined })
     }
 
     this.say(`sending ${n} messages of ${size} bytes (${plan.topology.traffic.pairs.map((p) => `${p.from}->${p.to}`).join(', ')}), one every ${interval} ms`)
@@ -433,7 +435,7 @@ class Lab {
       }
       const pair = pairs[i]!
       if (killed !== undefined && pair.from === killed.node) deferred.push(i)
-      else await this.sendOne(sent, i, pair, size, phase)
+      else await this.sendOne(sent, i, pair, size, phase, { cut: cut !== undefined, down: killed !== undefined })
       if (i < n - 1) await pause(interval, this.abort)
     }
     await heal()
@@ -444,11 +446,11 @@ class Lab {
     return { sent, ...(partition !== undefined && { partition }), ...(kill !== undefined && { kill }) }
   }
 
-  async sendOne(sent: SentMessage[], index: number, pair: { from: string; to: string }, size: number, phase: Phase): Promise<void> {
+  async sendOne(sent: SentMessage[], index: number, pair: { from: string; to: string }, size: number, phase: Phase, flags: { cut: boolean; down: boolean }): Promise<void> {
     const src = this.gateways.get(pair.from)!
     const dst = this.gateways.get(pair.to)!
     const payload = payloadFor(this.plan.prefix, index, pair.from, pair.to, size)
-    const m: SentMessage = { index, from: pair.from, to: pair.to, sent_at: Date.now(), phase }
+    const m: SentMessage = { index, from: pair.from, to: pair.to, sent_at: Date.now(), phase, ...(flags.cut && { cut: true }), ...(flags.down && { down: true }) }
     try {
       const r = await src.control.call<{ id: string; accepted_at: number }>('send', { to: dst.nodeId, type: this.plan.topology.traffic.type, payload_b64: payload.toString('base64'), reliable: true })
       m.id = r.id

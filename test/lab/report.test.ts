@@ -92,13 +92,13 @@ t.test('summaryTable: one line per fact, failures spelled out', async (t) => {
     latency_ms: { p50: 120, p99: 900, max: 950, mean: 200 },
     converge_ms: 2500,
     links: { 'g1/eth12': { kind: 'ethernet', state: 'up', framesOut: 40, framesIn: 38 } },
-    partition: { segment: 'udp34', kind: 'udp', method: 'link-down', cut_at: 0, healed_at: 4000, duration_ms: 4000, sent_during: [10, 11, 12, 13, 14], delivered_after_heal: 5, undelivered: [], recovered_ms: 800 },
+    partition: { segment: 'udp34', kind: 'udp', method: 'link-down', cut_at: 0, healed_at: 4000, duration_ms: 4000, sent_during: [10, 11, 12, 13, 14], delivered_after_heal: 5, delivered_before_heal: 0, undelivered: [], recovered_ms: 800 },
     duration_ms: 12_345,
   }
   const text = summaryTable(report)
   t.match(text, /messages\s+20 sent, 19 delivered, 1 lost, 0 duplicated\n/)
   t.match(text, /latency\s+p50 120 ms, p99 900 ms, max 950 ms\n/)
-  t.match(text, /partition\s+udp34 \(udp, link-down\) cut 4000 ms; 5 sent during it, 5 delivered after the heal\n/)
+  t.match(text, /partition\s+udp34 \(udp, link-down\) cut 4000 ms; 5 sent during it: 5 delivered after the heal \(the last 800 ms after the heal\)\n/)
   t.match(text, /link g1\/eth12\s+ethernet up: 40 frames out, 38 in\n/)
   t.match(text, /result\s+FAILED: 1 of 20 messages lost\n$/)
 })
