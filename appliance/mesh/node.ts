@@ -68,7 +68,7 @@ export interface MeshOutbox {
   attempted(id: string): void
   delivered(id: string): Promise<boolean>
   expire(): Promise<MeshOutboxMessage[]>
-  stats(): Record<string, unknown>
+  stats(): object
 }
 /** What the mesh needs of the durable inbox (appliance/store/inbox.ts). */
 export interface MeshInboxMessage {
@@ -82,7 +82,7 @@ export interface MeshInboxMessage {
 export interface MeshInbox {
   accept(m: { id: string; from: string; type: number; payload: Buffer }): Promise<{ fresh: boolean; message: MeshInboxMessage }>
   list(since: number, limit: number): MeshInboxMessage[]
-  stats(): Record<string, unknown>
+  stats(): object
 }
 
 export interface MeshLinkOptions {
@@ -824,7 +824,7 @@ export class MeshNode extends EventEmitter {
     const etx = nb !== undefined ? nb.etx.etx(nb.intervalMs) : 1
     const q = ml.link.quality()
     const cost = addCost(p.pathCost, hopCost(ml.link.bitrate, etx, q.airtimeAvailable ?? 1))
-    const hops = Math.max(1, this.hopLimit - p.hopLimit + 1)
+    const hops = direct ? 1 : Math.max(2, Math.min(this.hopLimit, this.hopLimit - p.hopLimit + 1))
     const lifetime = Math.max(3000, 3.5 * (interval || this.announceIntervalMs))
     // Feasible: straight from the source, or cheaper than any copy of this announce heard before.
     const fkey = `a${src}${body.timestamp}`

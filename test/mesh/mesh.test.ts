@@ -10,7 +10,7 @@ import { Identity } from '../../appliance/core/identity.js'
 import { MeshNode } from '../../appliance/mesh/node.js'
 import { until } from '../lib/until.js'
 import { meshNet, type TestNet } from './net.js'
-import { memStores } from './memstore.js'
+import { openStores } from '../../appliance/mesh/stores.js'
 
 function routeTo(net: TestNet, from: string, to: string) {
   return net.get(from).node.routeTable().find((r) => r.dst === net.get(to).node.nodeId)
@@ -117,11 +117,13 @@ t.test('what a relay checks, and garbage from a neighbour never crashes a node',
   const wire = new FakeWire({ mtu: 1500, bitrate: 1e6, latencyMs: 1, inFlight: 8 })
   const evil = new FakeLink('evil', wire, {})
   const victimLink = new FakeLink('to-evil', wire, {})
-  const node = new MeshNode({ identity: Identity.generate(), links: [{ link: victimLink }], ...memStores(), announceIntervalMs: 1000 })
+  const stores = await openStores(t.testdir(), { maxMessages: 100, maxBytes: 1 << 20, ttlMs: 60_000 })
+  const node = new MeshNode({ identity: Identity.generate(), links: [{ link: victimLink }], outbox: stores.outbox, inbox: stores.inbox, announceIntervalMs: 1000 })
   await node.start()
   await evil.open()
   t.teardown(async () => {
     await node.stop()
+    await stores.close()
     await evil.close()
   })
   const errors: Error[] = []

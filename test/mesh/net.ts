@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { FakeLink, FakeWire } from '../../drivers/fake/link.js'
 import { Identity } from '../../appliance/core/identity.js'
 import { MeshNode, type MeshMessage } from '../../appliance/mesh/node.js'
-import { memStores } from './memstore.js'
+import { openStores } from '../../appliance/mesh/stores.js'
 
 export interface TestNode {
   name: string
@@ -42,9 +42,11 @@ export async function meshNet(names: string[], edges: string[], opts: { announce
     wires.set(pair!, wire)
   }
   const nodes = new Map<string, TestNode>()
+  const closers: Array<() => Promise<void>> = []
   for (const name of names) {
     const dir = join(root, name)
-    const stores = memStores()
+    const stores = await openStores(dir, { maxMessages: 1000, maxBytes: 1 << 20, ttlMs: 60_000 })
+    closers.push(() => stores.close())
     const node = new MeshNode({
       identity: Identity.generate(),
       links: linksOf.get(name)!.map((link) => ({ link })),
@@ -70,6 +72,7 @@ export async function meshNet(names: string[], edges: string[], opts: { announce
     },
     async close() {
       await Promise.all([...nodes.values()].map((n) => n.node.stop()))
+      for (const c of closers) await c()
       rmSync(root, { recursive: true, force: true })
     },
   }
