@@ -27,4 +27,10 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   }
 }
 
+// `kairo-gw ... | head`: a reader that goes away is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0)
+  throw err
+})
+
 process.exitCode = await main()

@@ -1,6 +1,8 @@
 /** The kairo-gw command line: commander program, one file per command under commands/. */
 import { Command } from 'commander'
+import { registerConfig } from './commands/config.js'
 import { registerIdentity } from './commands/identity.js'
+import { registerLab } from './commands/lab.js'
 import { registerLora } from './commands/lora.js'
 import { registerRun } from './commands/run.js'
 import { registerSend } from './commands/send.js'
@@ -12,8 +14,8 @@ export function buildProgram(): Command {
   program
     .description(
       'kairo-gw turns a Linux board into a node of an encrypted AI-TCP mesh that carries messages between AI agents.\n' +
-        'This build runs one UDP link (Noise XX/IK handshakes, ChaCha20-Poly1305) and has the LoRa link with its field ' +
-        'tools (kairo-gw lora); bridging between links and the control socket come later.',
+        'A gateway bridges its links (UDP, raw Ethernet, LoRa) into one mesh: signed announces, routing by link quality, ' +
+        'end-to-end Noise sessions that relays forward without decrypting, and a durable store-and-forward queue.',
     )
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help')
@@ -27,6 +29,8 @@ export function buildProgram(): Command {
   registerSend(program)
   registerIdentity(program)
   registerLora(program)
+  registerConfig(program)
+  registerLab(program)
   program.addHelpText(
     'after',
     `
@@ -36,10 +40,12 @@ Examples:
   $ npx kairo-gw identity show --json
   $ npx kairo-gw lora probe /dev/ttyACM0             # what LoRa firmware is on this port?
   $ npx kairo-gw lora airtime --sf 12 --region EU868
+  $ npx kairo-gw config check /etc/kairo-gw/config.yaml
+  $ sudo npx kairo-gw lab run --topology line5-mixed --messages 50 --json
 
 Message types: TASK_REQUEST, AGENT_MIGRATION, REPUTATION_DELTA, BROADCAST_ANNOUNCE, VECTOR_SYNC
 
-State: identity.key in --state-dir, else $KAIRO_STATE_DIR, else ./var/state.
+State: identity.key and the message queues in --state-dir, else $KAIRO_STATE_DIR, else ./var/state.
 
 ${EXIT_CODES_HELP}`,
   )
