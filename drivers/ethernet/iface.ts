@@ -60,10 +60,15 @@ export function isRunning(i: InterfaceInfo): boolean {
   return i.adminUp && (i.operstate === 'up' || i.operstate === 'unknown')
 }
 
-/** Why an interface cannot carry frames now, for errors and stats ('gone', 'down', 'lowerlayerdown', ...). */
+/**
+ * Why an interface cannot carry frames now, for errors and stats: 'gone' (no such interface),
+ * 'admin-down' (set down), 'no-carrier' (up, but no link: cable out, veth peer down), or
+ * another operstate ('dormant', ...).
+ */
 export function notRunningReason(i: InterfaceInfo | undefined): string {
   if (i === undefined) return 'gone'
-  if (!i.adminUp) return 'down'
+  if (!i.adminUp) return 'admin-down'
+  if (i.operstate === 'down' || i.operstate === 'lowerlayerdown') return 'no-carrier'
   return i.operstate
 }
 

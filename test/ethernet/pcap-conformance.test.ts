@@ -142,9 +142,9 @@ if (await requireEthernetLab(t, { cap: true })) {
     const [ia] = lab.veth()
     const down = new EthernetLink({ interface: ia })
     t.equal(operstate(ia), 'down')
-    await t.rejects(down.open(), new RegExp(`${ia} is not running \\(down\\)`))
+    await t.rejects(down.open(), new RegExp(`${ia} is not running \\(admin-down\\)`))
     lab.ip('link', 'set', ia, 'up')
-    await t.rejects(down.open(), new RegExp(`${ia} is not running \\(lowerlayerdown\\)`), 'the other end is down: no carrier')
+    await t.rejects(down.open(), new RegExp(`${ia} is not running \\(no-carrier\\)`), 'the other end is down: no carrier')
 
     const lo = new EthernetLink({ interface: 'lo' })
     await t.rejects(lo.open(), ConfigRejectedError, 'loopback is not an Ethernet interface')

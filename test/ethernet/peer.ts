@@ -53,7 +53,12 @@ async function handle(req: Request): Promise<unknown> {
       l.on('error', (e) => event('error', { message: e.message }))
       l.on('frame', (f) => {
         event('frame', { data: f.data.toString('base64'), from: f.from })
-        if (echo !== null && f.from !== undefined && l.state === 'up') l.send(Buffer.concat([echo, f.data]).subarray(0, l.mtu), { to: f.from })
+        if (echo === null || f.from === undefined) return
+        try {
+          l.send(Buffer.concat([echo, f.data]).subarray(0, l.mtu), { to: f.from })
+        } catch (err) {
+          event('error', { message: `echo: ${(err as Error).message}` })
+        }
       })
       return info(l)
     }

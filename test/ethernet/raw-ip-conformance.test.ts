@@ -105,6 +105,6 @@ if (await requireEthernetLab(t, { rawSocket: true })) {
     await t.rejects(new RawIpLink({ interface: missing, peers: ['198.18.0.1'] }).open(), new RegExp(`network interface ${missing} does not exist`))
     await t.rejects(new RawIpLink({ address: '198.18.255.254', peers: ['198.18.0.1'] }).open(), /no network interface has address 198\.18\.255\.254/)
     const [ia] = lab.veth()
-    await t.rejects(new RawIpLink({ interface: ia, peers: ['198.18.0.1'] }).open(), new RegExp(`${ia} is not running \\(down\\)`))
+    await t.rejects(new RawIpLink({ interface: ia, peers: ['198.18.0.1'] }).open(), new RegExp(`${ia} is not running \\(admin-down\\)`))
   })
 }
