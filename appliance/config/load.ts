@@ -11,7 +11,7 @@ import { closeSync, openSync, readSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { hostname } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YAMLError } from 'yaml'
+import { LineCounter, Scalar, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YAMLError, type YAMLMap } from 'yaml'
 import { BANDWIDTHS_HZ, DEFAULT_RADIO, REGIONS, radioConfigProblems, regionProblems, type ConfigProblem, type RadioConfig } from '../../drivers/lora/radio.js'
 import { ConfigFileError, type ConfigFileProblem } from './errors.js'
 import {
@@ -191,6 +191,8 @@ class Checker {
 }
 
 const UNRESOLVED = Symbol('unresolved alias')
+/** Most mappings one mapping may merge in (`<<`), nested merges included. */
+const MAX_MERGES = 64
 
 function isNull(node: unknown): boolean {
   return node === null || node === undefined || (isScalar(node) && (node.value === null || node.value === undefined))
@@ -217,26 +219,65 @@ class Section {
     /** Line of the section, for keys that are missing. */
     readonly at: unknown,
     readonly keys: readonly string[],
+    /** Keys starting with x- are ignored (a place for &anchors), as in docker-compose files. */
+    extensions = false,
   ) {
     this.broken = !isNull(node) && !isMap(node)
     if (!isMap(node)) return
-    for (const pair of node.items) {
-      const keyNode = c.deref(pair.key, path)
+    const entries: Array<{ name: string; key: unknown; value: unknown }> = []
+    this.collect(node, new Set(), entries, { visits: 0 })
+    for (const { name, key, value: raw } of entries) {
+      if (extensions && name.startsWith('x-')) continue
+      if (!keys.includes(name)) {
+        const hint = suggestKey(name, keys)
+        c.add(childPath(path, name), hint === undefined ? `unknown key (known keys here: ${keys.join(', ')})` : `unknown key (did you mean "${hint}"?)`, key)
+        continue
+      }
+      this.keyNodes.set(name, key)
+      const value = c.deref(raw, childPath(path, name))
+      if (value === UNRESOLVED) this.bad.add(name)
+      else if (!isNull(value)) this.values.set(name, { node: value, at: raw ?? key })
+    }
+  }
+
+  /**
+   * The entries of `map` in order, then those its merge keys (`<<: *anchor`, `<<: [*a, *b]`)
+   * bring in: a key written in the mapping wins over a merged one, an earlier merge over a later.
+   */
+  private collect(map: YAMLMap, seen: Set<string>, out: Array<{ name: string; key: unknown; value: unknown }>, budget: { visits: number }): void {
+    const merges: unknown[] = []
+    for (const pair of map.items) {
+      const keyNode = this.c.deref(pair.key, this.path)
       if (keyNode === UNRESOLVED) continue
       if (!isScalar(keyNode) || (keyNode.value !== null && typeof keyNode.value === 'object')) {
-        c.add(path, `keys must be plain names, got ${describe(keyNode)} as a key`, pair.key)
+        this.c.add(this.path, `keys must be plain names, got ${describe(keyNode)} as a key`, pair.key)
         continue
       }
       const name = String(keyNode.value)
-      if (!keys.includes(name)) {
-        const hint = suggestKey(name, keys)
-        c.add(childPath(path, name), hint === undefined ? `unknown key (known keys here: ${keys.join(', ')})` : `unknown key (did you mean "${hint}"?)`, pair.key)
+      if (name === '<<' && keyNode.type === Scalar.PLAIN) {
+        merges.push(pair.value ?? pair.key)
         continue
       }
-      this.keyNodes.set(name, pair.key)
-      const value = c.deref(pair.value, childPath(path, name))
-      if (value === UNRESOLVED) this.bad.add(name)
-      else if (!isNull(value)) this.values.set(name, { node: value, at: pair.value ?? pair.key })
+      if (seen.has(name)) continue
+      seen.add(name)
+      out.push({ name, key: pair.key, value: pair.value })
+    }
+    const mergePath = childPath(this.path, '<<')
+    for (const m of merges) {
+      const v = this.c.deref(m, mergePath)
+      const sources = isSeq(v) ? v.items.map((item) => ({ node: this.c.deref(item, mergePath), at: item })) : [{ node: v, at: m }]
+      for (const src of sources) {
+        if (src.node === UNRESOLVED) continue
+        if (!isMap(src.node)) {
+          this.c.add(mergePath, `a merge takes a mapping or a list of them (usually *anchor), got ${describe(src.node)}`, src.at)
+          continue
+        }
+        if (++budget.visits > MAX_MERGES) {
+          this.c.add(mergePath, `more than ${MAX_MERGES} merged mappings here`, src.at)
+          return
+        }
+        this.collect(src.node, seen, out, budget)
+      }
     }
   }
 
@@ -655,7 +696,7 @@ function validate(c: Checker, root: unknown): GatewayConfig | undefined {
     c.add('', `the top level must be a mapping of keys (${TOP_KEYS.join(', ')}), got ${describe(root)}`, root)
     return undefined
   }
-  const top = new Section(c, '', root, root, TOP_KEYS)
+  const top = new Section(c, '', root, root, TOP_KEYS, true)
 
   const nodeSec = top.section('node', NODE_KEYS)
   const name = nodeSec.string('name', { check: nodeNameProblem }) ?? defaultNodeName()

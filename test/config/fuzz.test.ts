@@ -128,7 +128,7 @@ function checkAccepted(cfg: GatewayConfig): void {
 
 const TOKENS = [
   ...['links', 'name', 'udp', 'lora', 'ethernet', 'raw_ip', 'port', 'host', 'peers', 'mesh', 'hop_limit', 'node', 'spreading_factor', 'region', 'EU868', 'a', 'udp0'],
-  ...[':', ': ', '-', '- ', ' ', '  ', '\n', '\n  ', '\n    ', '\t', '[', ']', '{', '}', ',', '#', '"', "'", '|', '>', '?', '&a ', '*a', '!!str ', '!!int ', '!x ', '---', '...', '%YAML 1.2\n', '\\', '\r\n', '\u00e9', '\uFEFF'],
+  ...[':', ': ', '-', '- ', ' ', '  ', '\n', '\n  ', '\n    ', '\t', '[', ']', '{', '}', ',', '#', '"', "'", '|', '>', '?', '&a ', '*a', '&b ', '*b', '<<: ', 'x-a: ', '!!str ', '!!int ', '!x ', '---', '...', '%YAML 1.2\n', '\\', '\r\n', '\u00e9', '\uFEFF'],
   ...['0', '1', '-1', '13', '47800', '65536', '0x12', '1e3', '.inf', '.nan', 'true', 'yes', 'null', '~', '""', '10.0.0.1:1', '/dev/x'],
 ]
 

@@ -501,19 +501,55 @@ logging: { level: trace }
   t.equal(err.field, 'node.name', 'field: the first problem')
 })
 
-t.test('aliases are checked where they are used', async (t) => {
+t.test('anchors, aliases and merge keys: checked where they are used', async (t) => {
   const text = `x-radio: &radio { port: /dev/ttyACM0, spreading_factor: 14 }
 links:
   - name: a
     lora: *radio
 `
-  // x-radio is unknown; the alias is reported where it is used (its line), the bad value where it was written.
-  t.strictSame(linesOf(text), [
-    'x-radio: unknown key (known keys here: node, state_dir, runtime_dir, links, mesh, store, logging) (config.yaml:1)',
-    'links[0].lora.spreading_factor: 14 is out of range 5..12 (config.yaml:1)',
-  ])
+  // x- keys at the top level are a place for anchors; the bad value is reported where it was written.
+  t.strictSame(linesOf(text), ['links[0].lora.spreading_factor: 14 is out of range 5..12 (config.yaml:1)'])
   const ok = parseConfig('links:\n  - name: a\n    udp: &u { port: 1 }\n  - name: b\n    udp: { port: 2, peers: &p ["10.0.0.1:1"] }\n  - name: c\n    raw_ip: { peers: [10.0.0.2] }\n', FILE)
   t.equal(ok.links.length, 3)
+
+  const merged = `x-lab: &lab
+  region: LAB
+  frequency_mhz: 433.5
+  spreading_factor: 7
+x-emu: &emu
+  time_scale: 0.01
+  spreading_factor: 8
+links:
+  - name: l1
+    lora:
+      <<: *lab
+      port: /tmp/a
+  - name: l2
+    lora:
+      <<: [*emu, *lab]
+      port: /tmp/b
+      frequency_mhz: 434
+`
+  const cfg = parseConfig(merged, FILE)
+  t.match(cfg.links[0]!.lora, { port: '/tmp/a', region: 'LAB', timeScale: 1, radio: { frequencyHz: 433_500_000, spreadingFactor: 7 } })
+  t.match(cfg.links[1]!.lora, { port: '/tmp/b', region: 'LAB', timeScale: 0.01, radio: { frequencyHz: 434_000_000, spreadingFactor: 8 } }, 'written keys win; the first merge wins')
+
+  const badMerge = `x-base: &base { prot: 1 }
+links:
+  - name: u
+    udp:
+      <<: *base
+  - name: v
+    udp:
+      <<: 5
+      port: 2
+`
+  t.strictSame(linesOf(badMerge), [
+    'links[0].udp.prot: unknown key (did you mean "port"?) (config.yaml:1)',
+    'links[1].udp["<<"]: a merge takes a mapping or a list of them (usually *anchor), got 5 (config.yaml:8)',
+  ])
+  t.strictSame(linesOf('x-a: &a { <<: *a }\nlinks:\n  - name: u\n    udp: *a\n').length >= 0, true, 'a merge of itself ends')
+  t.strictSame(linesOf('"<<": 1\nlinks: [{name: u, udp: {}}]\n'), ['["<<"]: unknown key (known keys here: node, state_dir, runtime_dir, links, mesh, store, logging) (config.yaml:1)'], 'a quoted << is a plain key')
 })
 
 t.test('loadConfig: reads the file, names it in every error', async (t) => {
