@@ -384,6 +384,7 @@ export class UdpLink extends BaseLink {
       }
       const onAbort = () => cancel(signal.reason instanceof Error ? signal.reason : new Error(`link ${this.name}: open aborted`))
       this.binding.add(cancel)
+      if (signal.aborted) return onAbort()
       signal.addEventListener('abort', onAbort, { once: true })
       const onError = (err: Error) => {
         sock.off('listening', onListening)
@@ -419,7 +420,14 @@ export class UdpLink extends BaseLink {
     const single = discovery && isWildcard(this.host) && port === groupPort
     const sock = this.createSocket({ type, reuseAddr: discovery && port === groupPort })
     this.sock = sock
+    // Listeners go on as soon as a socket is bound: an 'error' without one would throw.
+    const attach = (s: Socket) => {
+      s.on('message', (msg, rinfo) => this.onMessage(gen, msg, rinfo))
+      s.on('error', (err) => this.socketError(gen, err))
+      s.on('close', () => this.socketClosed(gen))
+    }
     await this.bind(sock, port, this.host, 'address', signal)
+    attach(sock)
     this.boundPort = sock.address().port
     let gsock: Socket | null = null
     if (discovery) {
@@ -428,6 +436,7 @@ export class UdpLink extends BaseLink {
         gsock = this.createSocket({ type, reuseAddr: true })
         this.groupSock = gsock
         await this.bind(gsock, groupPort, this.family === 4 ? '0.0.0.0' : '::', 'group port', signal)
+        attach(gsock)
       }
       try {
         gsock.addMembership(group, this.mcastIf)
@@ -438,11 +447,6 @@ export class UdpLink extends BaseLink {
         const code = errCode(err)
         throw new ConfigRejectedError(`link ${this.name}: cannot join multicast group ${group} on ${iface === undefined ? 'the default interface (no route to the group?)' : `interface ${iface}`}: ${code}; set discovery: false and list static peers for a segment without multicast`, { field: 'group', cause: err })
       }
-    }
-    for (const s of gsock === null || gsock === sock ? [sock] : [sock, gsock]) {
-      s.on('message', (msg, rinfo) => this.onMessage(gen, msg, rinfo))
-      s.on('error', (err) => this.socketError(gen, err))
-      s.on('close', () => this.socketClosed(gen))
     }
     if (signal.aborted) return
     this.localCache.at = -Infinity
