@@ -147,17 +147,28 @@ t.test('stripIpv4Header: any bytes give a payload of the declared length or a co
   holds(
     t,
     'mostly valid headers: lengths right when ok, a known reason otherwise',
-    fc.property(fc.uint8Array({ minLength: 20, maxLength: 200 }), fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 220 }), fc.nat(0xffff), (bytes, ihlWords, total, frag) => {
-      const b = Buffer.from(bytes)
-      b[0] = (frag & 4 ? 0x40 : b[0]! & 0xf0) | ihlWords
-      b.writeUInt16BE(total, 2)
-      b.writeUInt16BE(frag & 1 ? frag : 0x4000, 6) // half the time DF only (not a fragment)
-      if (frag & 2) b[9] = 253
-      const d = stripIpv4Header(b, 253)
-      reasons.add(d.ok ? 'ok' : d.reason)
-      if (!d.ok) return IP_REASONS.includes(d.reason)
-      return d.payload.length === total - ihlWords * 4 && ihlWords >= 5 && total <= b.length
-    }),
+    fc.property(
+      fc.uint8Array({ minLength: 20, maxLength: 200 }),
+      fc.integer({ min: 0, max: 15 }),
+      fc.oneof(fc.constant('fits' as const), fc.integer({ min: 0, max: 220 })),
+      fc.nat(),
+      fc.constantFrom('none', 'df', 'mf', 'offset'),
+      fc.boolean(),
+      fc.boolean(),
+      (bytes, ihlWords, totalPick, seed, frag, v4, ours) => {
+        const b = Buffer.from(bytes)
+        b[0] = (v4 ? 0x40 : b[0]! & 0xf0) | ihlWords
+        const ihl = ihlWords * 4
+        const total = totalPick === 'fits' ? (ihl <= b.length ? ihl + (seed % (b.length - ihl + 1)) : b.length) : totalPick
+        b.writeUInt16BE(total, 2)
+        b.writeUInt16BE({ none: 0, df: 0x4000, mf: 0x2000, offset: 1 + (seed % 0x1fff) }[frag], 6)
+        if (ours) b[9] = 253
+        const d = stripIpv4Header(b, 253)
+        reasons.add(d.ok ? 'ok' : d.reason)
+        if (!d.ok) return IP_REASONS.includes(d.reason)
+        return d.payload.length === total - ihl && ihlWords >= 5 && total <= b.length
+      },
+    ),
   )
   t.same([...reasons].sort(), ['ok', ...IP_REASONS.filter((r) => r !== 'short')].sort(), 'every outcome was reached')
 })
