@@ -520,17 +520,12 @@ export function defaultNodeName(host = hostname()): string {
   return name === '' ? 'kairo-gw' : name
 }
 
-function isWildcard(host: string): boolean {
-  return host === '0.0.0.0' || host === '::'
-}
-
 // ---------------------------------------------------------------------------------------------
 // Sections
 
-/** What links claim (ports, devices, interfaces), so that two links never claim the same. */
+/** What links claim (names, UDP ports, serial devices, interfaces), so that no two claim the same. */
 interface Claims {
   names: Map<string, string>
-  udp: Array<{ host: string; port: number; path: string; name: string }>
   devices: Map<string, { path: string; name: string }>
 }
 
@@ -552,11 +547,14 @@ function ethernetBlock(s: Section): EthernetLinkConfig {
   return { interface: s.string('interface', { required: true, check: ifnameProblem }) ?? '' }
 }
 
+/** The rules of RawIpLink's own option check (drivers/ethernet/raw-ip-link.ts): IPv4 only. */
 function rawIpBlock(s: Section): RawIpLinkConfig {
   const iface = s.string('interface', { check: ifnameProblem })
-  const address = s.string('address', { check: ipProblem })
-  const peers = s.stringList('peers', ipProblem) ?? []
+  const address = s.string('address', { check: ipv4Problem })
+  if (!s.present('interface') && !s.present('address')) s.missing('interface', 'is required, or address (the interface to bind to)')
+  const peers = s.stringList('peers', (p) => ipv4Problem(p) ?? (p === address ? `${p} is our own address` : null)) ?? []
   const broadcast = s.string('broadcast', { check: ipv4Problem })
+  if (!s.present('peers') && !s.present('broadcast')) s.missing('peers', 'are required, or broadcast: raw IP has no multicast to find neighbours with')
   return { peers, ...(iface !== undefined && { interface: iface }), ...(address !== undefined && { address }), ...(broadcast !== undefined && { broadcast }) }
 }
 
@@ -649,20 +647,17 @@ function link(c: Checker, item: Val & { path: string }, claims: Claims): LinkCon
   let out: LinkConfig | undefined
   for (const driver of blocks) {
     const b = s.section(driver, driver === 'udp' ? UDP_KEYS : driver === 'ethernet' ? ETHERNET_KEYS : driver === 'raw_ip' ? RAW_IP_KEYS : LORA_KEYS)
-    const claim = (key: string, what: string, taken: string) => {
+    const claim = (key: string, what: string, taken: string, why = '') => {
       const first = claims.devices.get(what)
-      if (first !== undefined) b.problem(key, `${taken} is already used by ${first.name}`)
+      if (first !== undefined) b.problem(key, `${taken} is already used by ${first.name}${why}`)
       else claims.devices.set(what, { path: b.pathOf(key), name: label })
     }
     const one = ((): LinkConfig => {
       switch (driver as LinkDriver) {
         case 'udp': {
           const udp = udpBlock(b)
-          if (!b.bad.has('host') && !b.bad.has('port') && udp.port !== 0) {
-            const clash = claims.udp.find((u) => u.port === udp.port && (u.host === udp.host || isWildcard(u.host) || isWildcard(udp.host)))
-            if (clash !== undefined) b.problem('port', `${udp.host}:${udp.port} overlaps ${clash.host}:${clash.port} of ${clash.name}`)
-            else claims.udp.push({ host: udp.host, port: udp.port, path: b.pathOf('port'), name: label })
-          }
+          // The UDP link tells its own multicast from a neighbour's by its port (drivers/udp/link.ts).
+          if (!b.bad.has('port') && udp.port !== 0) claim('port', `udp ${udp.port}`, `port ${udp.port}`, ': two UDP links on one host need different ports')
           return { ...common, driver: 'udp', udp }
         }
         case 'ethernet': {
@@ -712,7 +707,7 @@ function validate(c: Checker, root: unknown): GatewayConfig | undefined {
   const links: LinkConfig[] = []
   const items = top.list('links', { required: true })
   if (items !== undefined && items.length === 0) top.problem('links', 'needs at least one link')
-  const claims: Claims = { names: new Map(), udp: [], devices: new Map() }
+  const claims: Claims = { names: new Map(), devices: new Map() }
   for (const item of items ?? []) {
     const l = link(c, item, claims)
     if (l !== undefined) links.push(l)

@@ -8,6 +8,7 @@
  * (drivers/lora/radio.ts: radioConfigProblems, REGIONS, BANDWIDTHS_HZ).
  */
 import type { RadioConfig } from '../../drivers/lora/radio.js'
+import { UDP_MAX_MTU } from '../../drivers/udp/link.js'
 
 export type LogLevel = 'debug' | 'info' | 'warn'
 export type LinkDriver = 'udp' | 'ethernet' | 'raw_ip' | 'lora'
@@ -43,10 +44,11 @@ export interface EthernetLinkConfig {
 
 /** RawIpLink options (drivers/ethernet): raw IP sockets, protocol 253. */
 export interface RawIpLinkConfig {
+  /** At least one of interface and address is set. */
   interface?: string
-  /** Local address to bind. */
+  /** Local IPv4 address to bind. */
   address?: string
-  /** Static neighbours (IP addresses). Default []. */
+  /** Static neighbours (IPv4 addresses); at least one of peers and broadcast is set. Default []. */
   peers: string[]
   /** IPv4 broadcast address for discovery. */
   broadcast?: string
@@ -129,7 +131,8 @@ export const DEFAULTS = Object.freeze({
 export const LIMITS = Object.freeze({
   port: [0, 65_535],
   peerPort: [1, 65_535],
-  udpMtu: [256, 65_507],
+  /** At least a LoRa frame (a smaller UDP MTU only costs fragments); at most the driver's. */
+  udpMtu: [256, UDP_MAX_MTU],
   budgetBytesPerS: [0, 1_000_000_000_000],
   announceIntervalS: [1, 3600],
   hopLimit: [1, 64],

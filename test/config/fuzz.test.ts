@@ -103,7 +103,9 @@ function checkAccepted(cfg: GatewayConfig): void {
         if (l.ethernet.interface.length === 0 || Buffer.byteLength(l.ethernet.interface) > 15) fail('ifname')
         break
       case 'raw_ip':
-        if (l.rawIp.peers.some((p) => isIP(p) === 0)) fail('raw_ip peers')
+        if (l.rawIp.peers.some((p) => isIP(p) !== 4)) fail('raw_ip peers')
+        if (l.rawIp.interface === undefined && l.rawIp.address === undefined) fail('raw_ip with neither interface nor address')
+        if (l.rawIp.peers.length === 0 && l.rawIp.broadcast === undefined) fail('raw_ip with neither peers nor broadcast')
         break
       case 'lora': {
         const { radio, region, timeScale, port } = l.lora
@@ -117,6 +119,8 @@ function checkAccepted(cfg: GatewayConfig): void {
         fail('unknown driver')
     }
   }
+  const ports = cfg.links.flatMap((l) => (l.udp !== undefined && l.udp.port !== 0 ? [l.udp.port] : []))
+  if (new Set(ports).size !== ports.length) fail('two UDP links on one port')
   const { mesh, store, logging } = cfg
   if (!inRange(mesh.announceIntervalMs / 1000, LIMITS.announceIntervalS) || !inRange(mesh.hopLimit, LIMITS.hopLimit)) fail('mesh')
   if (!inRange(store.maxMessages, LIMITS.maxMessages) || !inRange(store.maxBytes, LIMITS.maxBytes) || !inRange(store.ttlMs / 1000, LIMITS.ttlS)) fail('store')

@@ -101,7 +101,7 @@ links:
     enabled: false
     budget_bytes_per_s: 2000
   - name: r
-    raw_ip: {}
+    raw_ip: { address: 10.9.0.1, broadcast: 10.9.0.255 }
   - name: l
     lora:
       port: tty/lora
@@ -126,7 +126,7 @@ logging: { level: debug }
   t.equal(cfg.runtimeDir, '/srv/gw/run')
   t.strictSame(cfg.links[0], { name: 'u', enabled: true, budgetBytesPerS: 0, driver: 'udp', udp: { host: '0.0.0.0', port: 47800, discovery: true, peers: [] } })
   t.strictSame(cfg.links[1], { name: 'e', enabled: false, budgetBytesPerS: 2000, driver: 'ethernet', ethernet: { interface: 'eth0' } })
-  t.strictSame(cfg.links[2], { name: 'r', enabled: true, budgetBytesPerS: 0, driver: 'raw_ip', rawIp: { peers: [] } })
+  t.strictSame(cfg.links[2], { name: 'r', enabled: true, budgetBytesPerS: 0, driver: 'raw_ip', rawIp: { peers: [], address: '10.9.0.1', broadcast: '10.9.0.255' } })
   t.strictSame(cfg.links[3]!.lora, {
     port: '/srv/gw/conf/tty/lora',
     backend: 'rnode',
@@ -323,9 +323,18 @@ t.test('each class of problem: exact message and line', async (t) => {
         ['links[0].udp.peers[1]', '"10.1.0.3:0": port 0 is out of range 1..65535', 'peers'],
         ['links[0].udp.peers[3]', '"fd00::1:47800" is not address:port (e.g. "10.1.0.2:47800" or "[fd00::2]:47800")', 'peers'],
         ['links[0].udp.peers[5]', '"10.1.0.4:1" is already listed as links[0].udp.peers[4]', 'peers'],
-        ['links[1].raw_ip.address', '"10.2.0.1/24" is not an IP address (e.g. 0.0.0.0, 127.0.0.1 or ::)', 'raw_ip'],
-        ['links[1].raw_ip.peers[1]', '"nope" is not an IP address (e.g. 0.0.0.0, 127.0.0.1 or ::)', 'raw_ip'],
+        ['links[1].raw_ip.address', '"10.2.0.1/24" is not an IPv4 address', 'raw_ip'],
+        ['links[1].raw_ip.peers[1]', '"nope" is not an IPv4 address', 'raw_ip'],
         ['links[1].raw_ip.broadcast', '"ff02::1" is not an IPv4 address', 'raw_ip'],
+      ],
+    },
+    {
+      what: 'raw IP: the rules of its driver (an interface or address; peers or broadcast; not our own address)',
+      text: `links:\n  - name: r\n    raw_ip:\n  - name: s\n    raw_ip: { address: 10.0.0.1, peers: [10.0.0.2, 10.0.0.1] }\n`,
+      expect: [
+        ['links[0].raw_ip.interface', 'is required, or address (the interface to bind to)', 'raw_ip:'],
+        ['links[0].raw_ip.peers', 'are required, or broadcast: raw IP has no multicast to find neighbours with', 'raw_ip:'],
+        ['links[1].raw_ip.peers[1]', '10.0.0.1 is our own address', 'peers'],
       ],
     },
     {
@@ -335,7 +344,7 @@ t.test('each class of problem: exact message and line', async (t) => {
     },
     {
       what: 'interface names (IFNAMSIZ)',
-      text: `links:\n  - name: e\n    ethernet: { interface: veth0123456789ab }\n  - name: f\n    ethernet: { interface: "eth0:1" }\n  - name: g\n    ethernet: {}\n  - name: h\n    raw_ip: { interface: "" }\n`,
+      text: `links:\n  - name: e\n    ethernet: { interface: veth0123456789ab }\n  - name: f\n    ethernet: { interface: "eth0:1" }\n  - name: g\n    ethernet: {}\n  - name: h\n    raw_ip: { interface: "", broadcast: 10.0.0.255 }\n`,
       expect: [
         ['links[0].ethernet.interface', '"veth0123456789ab" is 16 bytes; an interface name has at most 15 (IFNAMSIZ)', 'veth0123'],
         ['links[1].ethernet.interface', '"eth0:1" is not an interface name (no "/", ":", spaces or control characters)', 'eth0:1'],
@@ -349,7 +358,7 @@ t.test('each class of problem: exact message and line', async (t) => {
   - name: a
     udp: { port: 47800 }
   - name: b
-    udp: { host: 127.0.0.1, port: 47800 }
+    udp: { host: 10.1.0.1, port: 47800 }
   - name: c
     udp: { host: 127.0.0.1, port: 0 }
   - name: d
@@ -363,10 +372,10 @@ t.test('each class of problem: exact message and line', async (t) => {
   - name: e2
     ethernet: { interface: veth1 }
   - name: r1
-    raw_ip: { interface: veth1 }
+    raw_ip: { interface: veth1, broadcast: 10.0.0.255 }
 `,
       expect: [
-        ['links[1].udp.port', '127.0.0.1:47800 overlaps 0.0.0.0:47800 of links[0] (a)', 'host: 127.0.0.1, port: 47800'],
+        ['links[1].udp.port', 'port 47800 is already used by links[0] (a): two UDP links on one host need different ports', 'host: 10.1.0.1'],
         ['links[5].lora.port', '/dev/ttyACM0 is already used by links[4] (l1)', '/dev/../dev'],
         ['links[7].ethernet.interface', 'interface veth1 is already used by links[6] (e1)', 'veth1', 2],
       ],
@@ -509,7 +518,7 @@ links:
 `
   // x- keys at the top level are a place for anchors; the bad value is reported where it was written.
   t.strictSame(linesOf(text), ['links[0].lora.spreading_factor: 14 is out of range 5..12 (config.yaml:1)'])
-  const ok = parseConfig('links:\n  - name: a\n    udp: &u { port: 1 }\n  - name: b\n    udp: { port: 2, peers: &p ["10.0.0.1:1"] }\n  - name: c\n    raw_ip: { peers: [10.0.0.2] }\n', FILE)
+  const ok = parseConfig('links:\n  - name: a\n    udp: &u { port: 1 }\n  - name: b\n    udp: { port: 2, peers: &p ["10.0.0.1:1"] }\n  - name: c\n    raw_ip: { interface: eth1, peers: [10.0.0.2] }\n', FILE)
   t.equal(ok.links.length, 3)
 
   const merged = `x-lab: &lab
