@@ -13,8 +13,10 @@
  * - MTU 1480 (a 1500-byte NIC − 20 bytes of IPv4 header) unless `mtu` says otherwise; the kernel
  *   fragments what does not fit the interface.
  * - The socket is bound to the interface (SO_BINDTODEVICE) and sends with TTL `ttl` (default 1:
- *   the datagrams never leave the segment). Received: protocol 253 datagrams that arrived on the
- *   interface, addressed to our address or a broadcast address, from anyone but us.
+ *   the datagrams never leave the segment). raw-socket cannot bind() an address: the kernel picks
+ *   the source address (the interface's primary one for on-link peers). Received: protocol 253
+ *   datagrams that arrived on the interface, addressed to one of its addresses or a broadcast
+ *   address (255.255.255.255, `broadcast`, its subnets'), from anyone but us.
  * - Loss: like EthernetLink, the interface is watched (sysfs, every `pollMs`) and socket errors
  *   are listened to; down/away → `down`, then `up` again once it runs and has our address.
  *
@@ -85,6 +87,16 @@ const IP_TTL = 2
 const RETRY_MIN_MS = 5
 const RETRY_MAX_MS = 250
 
+function ipv4ToInt(a: string): number {
+  return a.split('.').reduce((n, o) => n * 256 + Number(o), 0)
+}
+
+/** 198.18.0.1 / 255.255.255.248 → 198.18.0.7. */
+export function subnetBroadcast(address: string, netmask: string): string {
+  const b = (ipv4ToInt(address) | (~ipv4ToInt(netmask) >>> 0)) >>> 0
+  return [b >>> 24, (b >>> 16) & 0xff, (b >>> 8) & 0xff, b & 0xff].join('.')
+}
+
 function checkOptions(o: RawIpLinkOptions): { name: string; peers: string[] } {
   if (typeof o !== 'object' || o === null) throw new TypeError('RawIpLink options must be an object')
   const name = o.name ?? `raw-ip:${String(o.interface ?? o.address)}`
@@ -125,6 +137,9 @@ export class RawIpLink extends BaseLink {
   private ifname: string | undefined
   private ifindex = -1
   private local: string | undefined
+  /** Every address of the interface, and the broadcast addresses we take datagrams for. */
+  private ours = new Set<string>()
+  private broadcasts = new Set<string>()
   private sock: Socket | undefined
   private inFlight: QueuedFrame | undefined
   /** Wait before another try after the kernel refused a datagram for now (ENOBUFS), ms. */
@@ -203,6 +218,7 @@ export class RawIpLink extends BaseLink {
     if ('problem' in where) throw codedError(`link ${this.name}: ${where.problem}`, where.code)
     this.ifname = where.ifname
     this.local = where.address
+    this.learnAddresses(where.ifname)
     let sock: Socket
     try {
       sock = raw.createSocket({ protocol: this.protocol, addressFamily: raw.AddressFamily.IPv4, bufferSize: 65_536 })
@@ -265,6 +281,17 @@ export class RawIpLink extends BaseLink {
     }
   }
 
+  /**
+   * The interface's addresses (the kernel picks the source address of what we send, which need
+   * not be `address`, so answers may come to any of them) and their subnets' broadcast addresses.
+   */
+  private learnAddresses(ifname: string): Set<string> {
+    const addrs = interfaceIPv4(ifname)
+    this.ours = new Set(addrs.map((a) => a.address))
+    this.broadcasts = new Set(['255.255.255.255', ...(this.broadcast === undefined ? [] : [this.broadcast]), ...addrs.map((a) => subnetBroadcast(a.address, a.netmask))])
+    return this.ours
+  }
+
   private startWatch(): void {
     this.stopWatch()
     this.watchTimer = setInterval(() => this.checkInterface(), this.pollMs)
@@ -282,7 +309,7 @@ export class RawIpLink extends BaseLink {
     if (info === undefined || !isRunning(info)) return this.lost(notRunningReason(info))
     if (info.ifindex !== this.ifindex) return this.lost('replaced')
     if (this.socketFailed !== undefined) return this.lost('socket')
-    if (this.local !== undefined && !interfaceIPv4(this.ifname).some((a) => a.address === this.local)) return this.lost('address')
+    if (this.local !== undefined && !this.learnAddresses(this.ifname).has(this.local)) return this.lost('address')
   }
 
   private lost(reason: string): void {
@@ -308,8 +335,8 @@ export class RawIpLink extends BaseLink {
     if (sock !== this.sock) return
     const d = stripIpv4Header(buf, this.protocol)
     if (!d.ok) return this.countError(`rx:${d.reason}`)
-    if (d.src === this.local) return // our own broadcast, looped back
-    if (d.dst !== this.local && d.dst !== this.broadcast && d.dst !== '255.255.255.255') return // not for us
+    if (this.ours.has(d.src)) return // our own broadcast, looped back
+    if (!this.ours.has(d.dst) && !this.broadcasts.has(d.dst)) return // not for us
     if (d.payload.length === 0) return this.countError('rx:empty')
     this.deliver({ data: Buffer.from(d.payload), from: d.src, at: Date.now() })
   }

@@ -10,7 +10,7 @@
  * Names carry the test process's pid, so parallel test files never collide, and a lab left over
  * by a killed run is removed by the next one (its pid is gone).
  */
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import type { Test } from 'tap'
 import { hasCommand, requirePart } from '../lib/parts.js'
@@ -204,8 +204,4 @@ export function testSubnet(): { a: string; b: string } {
   const o3 = (block >> 8) & 0xff
   const o4 = block & 0xff
   return { a: `198.${o2}.${o3}.${o4 + 1}`, b: `198.${o2}.${o3}.${o4 + 2}` }
-}
-
-export function execQuiet(cmd: string, args: string[]): void {
-  execFileSync(cmd, args, { stdio: 'ignore' })
 }

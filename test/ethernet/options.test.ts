@@ -6,7 +6,7 @@ import t from 'tap'
 import { ConfigRejectedError } from '../../appliance/core/errors.js'
 import { loadNative, NativeModuleError } from '../../drivers/ethernet/native.js'
 import { EthernetLink, type EthernetLinkOptions } from '../../drivers/ethernet/pcap-link.js'
-import { RawIpLink, type RawIpLinkOptions } from '../../drivers/ethernet/raw-ip-link.js'
+import { RawIpLink, subnetBroadcast, type RawIpLinkOptions } from '../../drivers/ethernet/raw-ip-link.js'
 
 function rejectedField(fn: () => unknown): string | undefined {
   try {
@@ -79,6 +79,9 @@ t.test('RawIpLink options', async (t) => {
   t.equal(l.protocol, 253)
   t.equal(new RawIpLink({ interface: 'eth9', peers: ['198.18.0.2'], mtu: 1400 }).mtu, 1400)
   t.throws(() => l.send(Buffer.from('x'), { to: 'aa:bb:cc:dd:ee:ff' }), TypeError)
+  t.equal(subnetBroadcast('198.18.0.1', '255.255.255.248'), '198.18.0.7')
+  t.equal(subnetBroadcast('10.1.2.3', '255.0.0.0'), '10.255.255.255')
+  t.equal(subnetBroadcast('198.18.0.1', '255.255.255.255'), '198.18.0.1')
 })
 
 t.test('a missing native module is a clear error naming the package', async (t) => {
