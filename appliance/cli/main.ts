@@ -11,7 +11,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   const program = buildProgram()
   try {
     await program.parseAsync(argv)
-    return EXIT_OK
+    // A command that printed its own result and set an exit code (config check, lora emulate).
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and --version "fail" with exit code 0; every other commander error is usage.

@@ -143,7 +143,7 @@ interface MeshLink {
   openAttempts: number
   retryTimer: NodeJS.Timeout | null
   lastError: string | null
-  counters: { relayed: number; relayedBytes: number; floods: number; floodsSuppressed: number; originated: number; received: number }
+  counters: { relayed: number; relayedBytes: number; floods: number; floodsSuppressed: number; floodsCongested: number; announcesSkipped: number; originated: number; received: number }
 }
 
 interface Neighbour {
@@ -170,6 +170,10 @@ interface PeerState {
   /** Consecutive retransmission timeouts without an acknowledgement in between. */
   silentTimeouts: number
   handshakeAt: number
+  /** Wait before another handshake attempt, ms: doubles per attempt, reset by a session. */
+  handshakeBackoffMs: number
+  /** Only messages sent after this moment back the RTO off again (once per round, as TCP does). */
+  backoffMark: number
   forceHandshake: boolean
   /** Best-effort messages waiting for a route/session (not durable). */
   unreliable: Array<{ type: number; payload: Buffer; until: number }>
@@ -194,6 +198,9 @@ export const RELIABLE_OVERHEAD = MESSAGE_ID_BYTES
 /** Longest payload send() takes. */
 export const MAX_MESSAGE_PAYLOAD = MAX_DATA_PAYLOAD - MESSAGE_ID_BYTES
 const UNRELIABLE_WAIT_MS = 10_000
+const ROUTE_MIN_LIFETIME_MS = 15_000
+/** A flood or an announce is not added to a link with this many frames already waiting. */
+const CONTROL_QUEUE_LIMIT = 4
 
 export const AGENT_TYPE_NAMES: readonly string[] = AGENT_TYPES.map((t) => packetTypeName(t))
 
@@ -291,7 +298,7 @@ export class MeshNode extends EventEmitter {
       openAttempts: 0,
       retryTimer: null,
       lastError: null,
-      counters: { relayed: 0, relayedBytes: 0, floods: 0, floodsSuppressed: 0, originated: 0, received: 0 },
+      counters: { relayed: 0, relayedBytes: 0, floods: 0, floodsSuppressed: 0, floodsCongested: 0, announcesSkipped: 0, originated: 0, received: 0 },
     }
     this.links.set(link.name, ml)
     link.on('frame', (f: ReceivedFrame) => this.onFrame(ml, f))
@@ -412,7 +419,7 @@ export class MeshNode extends EventEmitter {
   private peer(to: string): PeerState {
     let p = this.peers.get(to)
     if (p === undefined) {
-      p = { inflight: new Map(), srtt: 0, rttvar: 0, rto: this.initialRtoMs, silentTimeouts: 0, handshakeAt: -Infinity, forceHandshake: false, unreliable: [] }
+      p = { inflight: new Map(), srtt: 0, rttvar: 0, rto: this.initialRtoMs, silentTimeouts: 0, handshakeAt: -Infinity, handshakeBackoffMs: 1000, backoffMark: -Infinity, forceHandshake: false, unreliable: [] }
       this.peers.set(to, p)
     }
     return p
@@ -446,8 +453,9 @@ export class MeshNode extends EventEmitter {
 
   private startHandshake(to: string, p: PeerState, route: RouteCandidate): void {
     const now = this.now()
-    if (now - p.handshakeAt < Math.max(2000, p.rto)) return
+    if (now - p.handshakeAt < p.handshakeBackoffMs) return
     p.handshakeAt = now
+    p.handshakeBackoffMs = Math.min(30_000, p.handshakeBackoffMs * 2)
     p.forceHandshake = false
     try {
       const c = this.sessions.connect(Buffer.from(to, 'hex'))
@@ -459,16 +467,15 @@ export class MeshNode extends EventEmitter {
     }
   }
 
-  private transmitMessage(to: string, p: PeerState, m: MeshOutboxMessage, route: RouteCandidate): void {
+  private transmitMessage(to: string, p: PeerState, m: MeshOutboxMessage, route: RouteCandidate, attempts = 1): void {
     const body = Buffer.allocUnsafe(MESSAGE_ID_BYTES + m.payload.length)
     body.write(m.id, 0, 'hex')
     m.payload.copy(body, MESSAGE_ID_BYTES)
     if (!this.sendData(to, m.type, m.flags | PacketFlags.AckRequested, body, route)) return
     this.outbox.attempted(m.id)
     const prev = p.inflight.get(m.id)
-    const attempts = (prev?.attempts ?? 0) + 1
     if (prev) clearTimeout(prev.timer)
-    const timer = setTimeout(() => this.onRetransmitTimeout(to, m.id), p.rto * (attempts > 1 ? 1 : 1))
+    const timer = setTimeout(() => this.onRetransmitTimeout(to, m.id), p.rto)
     timer.unref()
     p.inflight.set(m.id, { id: m.id, sentAt: this.now(), attempts, timer })
     if (attempts > 1) this.counters.retransmissions++
@@ -479,8 +486,12 @@ export class MeshNode extends EventEmitter {
     const f = p?.inflight.get(id)
     if (p === undefined || f === undefined) return
     p.inflight.delete(id)
-    p.rto = Math.min(this.maxRtoMs, p.rto * 2)
-    p.silentTimeouts++
+    // Back off once per round of timeouts, not once per message that was in flight.
+    if (f.sentAt >= p.backoffMark) {
+      p.rto = Math.min(this.maxRtoMs, p.rto * 2)
+      p.backoffMark = this.now()
+      p.silentTimeouts++
+    }
     // Repeated silence: the session may be gone at the other end (it restarted); shake hands again.
     if (p.silentTimeouts >= 3) {
       p.forceHandshake = true
@@ -495,10 +506,7 @@ export class MeshNode extends EventEmitter {
       this.startHandshake(to, p, route)
       return
     }
-    const saved = f.attempts
-    this.transmitMessage(to, p, m, route)
-    const again = p.inflight.get(id)
-    if (again) again.attempts = saved + 1
+    this.transmitMessage(to, p, m, route, f.attempts + 1)
   }
 
   /** Seals and sends one Data frame to `to` along `route`; false when there is no session. */
@@ -583,6 +591,12 @@ export class MeshNode extends EventEmitter {
 
   private announceOn(ml: MeshLink, to = ''): void {
     if (ml.link.state !== 'up') return
+    // A busy link (a radio at its airtime limit) gets no more control traffic than it can carry:
+    // the announce still queued from last time says the same.
+    if (ml.link.stats().queued >= CONTROL_QUEUE_LIMIT) {
+      ml.counters.announcesSkipped++
+      return
+    }
     const frame = this.announceFrame()
     this.floodState(`a${this.nodeId}${this.lastAnnounceTs}`, 0)
     if (this.sendOn(ml, frame, to, 0, false)) this.counters.announcesOut++
@@ -793,6 +807,8 @@ export class MeshNode extends EventEmitter {
         for (const f of ps.inflight.values()) clearTimeout(f.timer)
         ps.inflight.clear()
         ps.forceHandshake = false
+        ps.handshakeBackoffMs = 1000
+        ps.rto = Math.min(ps.rto, Math.max(this.initialRtoMs, ps.srtt + 4 * ps.rttvar))
       }
       setImmediate(() => this.kick(peer))
     }
@@ -825,7 +841,9 @@ export class MeshNode extends EventEmitter {
     const q = ml.link.quality()
     const cost = addCost(p.pathCost, hopCost(ml.link.bitrate, etx, q.airtimeAvailable ?? 1))
     const hops = direct ? 1 : Math.max(2, Math.min(this.hopLimit, this.hopLimit - p.hopLimit + 1))
-    const lifetime = Math.max(3000, 3.5 * (interval || this.announceIntervalMs))
+    // 3.5 intervals of the destination, and never under ROUTE_MIN_LIFETIME_MS: on a busy radio an
+    // announce can wait in a queue; a dead path is left sooner by link state and freshness.
+    const lifetime = Math.max(ROUTE_MIN_LIFETIME_MS, 3.5 * (interval || this.announceIntervalMs))
     // Feasible: straight from the source, or cheaper than any copy of this announce heard before.
     const fkey = `a${src}${body.timestamp}`
     const prior = this.floods.get(fkey)
@@ -933,6 +951,10 @@ export class MeshNode extends EventEmitter {
       const frame = build(st.bestCost)
       for (const ml of this.links.values()) {
         if (ml.link.state !== 'up') continue
+        if (ml.link.stats().queued >= CONTROL_QUEUE_LIMIT) {
+          ml.counters.floodsCongested++
+          continue
+        }
         if (this.floodRedundant(st, ml)) {
           ml.counters.floodsSuppressed++
           continue

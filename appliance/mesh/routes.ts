@@ -15,9 +15,10 @@
  *   before. A neighbour that got the announce from us can only offer it back at a higher cost,
  *   so it can never become our next hop for it. An infeasible path is kept as a spare and
  *   becomes feasible with the destination's next announce.
- * - Freshness: once a newer announce of a destination has arrived, paths still on an older one
- *   stay selectable for a grace period (half an interval) and then not: a path that stopped
- *   carrying the destination's announces (a dead relay behind a live link) is left at once.
+ * - Freshness: once a newer announce of a destination has arrived by another path, a path that
+ *   has not been refreshed for a grace period (lifetime / 7, at most 2 s) is no longer selected:
+ *   a path that stopped carrying the destination's announces (a dead relay behind a live link) is
+ *   left within the grace period, not at its expiry.
  * - Hysteresis: the best path changes to another only when that one is cheaper by more than 10%
  *   (or the best one went away), so two near-equal paths do not flap.
  */
@@ -146,7 +147,7 @@ export class RouteTable {
     const before = this.best.get(dst) ?? null
     const n = this.newest.get(dst)
     const t = this.now()
-    const eligible = (c: RouteCandidate) => c.feasible && (n === undefined || c.timestamp >= n.ts || t - n.at < n.graceMs)
+    const eligible = (c: RouteCandidate) => c.feasible && (n === undefined || c.timestamp >= n.ts || t - c.updatedAt < n.graceMs)
     let winner: RouteCandidate | null = null
     for (const c of m?.values() ?? []) if (eligible(c) && (winner === null || c.cost < winner.cost)) winner = c
     // Keep the current path unless the winner is clearly better (or the current one is gone).

@@ -67,7 +67,7 @@ t.test('partition: messages sent while the destination is unreachable are delive
   await converge(net, ['a', 'b', 'c'])
   const c = net.get('c').node.nodeId
   net.wires.get('b-c')!.unplug()
-  await until('route to c lost', 5000, () => routeTo(net, 'a', 'c') === undefined)
+  await until('b lost its route to c', 5000, () => routeTo(net, 'b', 'c') === undefined)
   const ids: string[] = []
   for (let i = 0; i < 10; i++) ids.push((await net.get('a').node.send(c, 'VECTOR_SYNC', Buffer.from(`during ${i}`))).id)
   await new Promise((r) => setTimeout(r, 500))
