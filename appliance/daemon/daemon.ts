@@ -61,6 +61,7 @@ export async function startDaemon(cfg: GatewayConfig, opts: DaemonOptions): Prom
   node.on('message', (m: MeshMessage) => emit('message', { id: m.id, from: m.from, type: m.type, bytes: m.payload.length, cursor: m.cursor, broadcast: m.broadcast, payload: m.payload }))
   node.on('delivered', (d: Record<string, unknown>) => emit('delivered', d))
   node.on('expired', (d: Record<string, unknown>) => emit('expired', d))
+  node.on('delivery_error', (d: Record<string, unknown>) => emit('delivery_error', d))
   node.on('link', (d: Record<string, unknown>) => emit('link', d))
   node.on('neighbour', (d: Record<string, unknown>) => emit('neighbour', d))
 
@@ -108,7 +109,7 @@ export async function startDaemon(cfg: GatewayConfig, opts: DaemonOptions): Prom
     },
     routes: () => ({ routes: node.routeTable().map((r) => ({ dst: r.dst, link: r.link, next_hop: r.nextHop, via: r.via, cost: r.cost, hops: r.hops, age_ms: r.ageMs })) }),
     neighbours: () => ({ neighbours: node.neighbourTable().map((n) => ({ node_id: n.nodeId, link: n.link, address: n.address, etx: n.etx, interval_ms: n.intervalMs, last_seen_ms: n.lastSeenMs })) }),
-    outbox: () => ({ messages: node.pendingMessages().map((m) => ({ id: m.id, to: m.to, type: packetTypeName(m.type), bytes: m.payload.length, accepted_at: m.acceptedAt, attempts: m.attempts, expires_at: m.expiresAt })) }),
+    outbox: () => ({ messages: node.pendingMessages().map((m) => ({ id: m.id, to: m.to, type: packetTypeName(m.type), bytes: m.payload.length, accepted_at: m.acceptedAt, attempts: m.attempts, expires_at: m.expiresAt, route: node.routeTable().some((r) => r.dst === m.to), last_error: node.lastErrorFor(m.to) })) }),
   }
   const controlSocket = join(opts.runtimeDir, 'control.sock')
   const control = new ControlServer({ path: controlSocket, handlers, log: opts.log })

@@ -175,6 +175,8 @@ interface PeerState {
   /** Only messages sent after this moment back the RTO off again (once per round, as TCP does). */
   backoffMark: number
   forceHandshake: boolean
+  /** The last error of the packet core on the way to this peer (handshake timeout, refusal). */
+  lastError: { code: string; message: string; transaction_id: string; at: number } | null
   /** Best-effort messages waiting for a route/session (not durable). */
   unreliable: Array<{ type: number; payload: Buffer; until: number }>
 }
@@ -258,6 +260,8 @@ export class MeshNode extends EventEmitter {
   private running = false
   private startedAt = 0
   private readonly announceReplies = new Map<string, number>()
+  /** Transaction ID of each handshake we started → the peer, to report its errors to senders. */
+  private readonly handshakeTx = new Map<string, string>()
   readonly dropped: Record<string, number> = {}
   readonly counters = { messagesIn: 0, messagesOut: 0, delivered: 0, expired: 0, duplicatesIn: 0, acksIn: 0, acksOut: 0, retransmissions: 0, handshakes: 0, announcesIn: 0, announcesOut: 0, relayed: 0, broadcastsIn: 0 }
 
@@ -419,7 +423,7 @@ export class MeshNode extends EventEmitter {
   private peer(to: string): PeerState {
     let p = this.peers.get(to)
     if (p === undefined) {
-      p = { inflight: new Map(), srtt: 0, rttvar: 0, rto: this.initialRtoMs, silentTimeouts: 0, handshakeAt: -Infinity, handshakeBackoffMs: 1000, backoffMark: -Infinity, forceHandshake: false, unreliable: [] }
+      p = { inflight: new Map(), srtt: 0, rttvar: 0, rto: this.initialRtoMs, silentTimeouts: 0, handshakeAt: -Infinity, handshakeBackoffMs: 1000, backoffMark: -Infinity, forceHandshake: false, lastError: null, unreliable: [] }
       this.peers.set(to, p)
     }
     return p
@@ -459,6 +463,8 @@ export class MeshNode extends EventEmitter {
     p.forceHandshake = false
     try {
       const c = this.sessions.connect(Buffer.from(to, 'hex'))
+      if (this.handshakeTx.size > 1024) this.handshakeTx.clear()
+      this.handshakeTx.set(c.transactionId, to)
       this.counters.handshakes++
       this.log.debug('handshake started', { peer: to, pattern: c.pattern === HandshakePattern.IK ? 'IK' : 'XX', via: route.link, transaction_id: c.transactionId })
       this.sendRouted(route, c.frame, 0)
@@ -635,6 +641,10 @@ export class MeshNode extends EventEmitter {
     } catch (err) {
       const code = err instanceof KairoError ? err.code : 'EINTERNAL'
       this.count(code)
+      if (err instanceof KairoError && err.transaction_id !== undefined) {
+        const peer = this.handshakeTx.get(err.transaction_id)
+        if (peer !== undefined) this.deliveryError(peer, err)
+      }
       this.log.debug('dropped frame', { link: ml.name, from, bytes: f.data.length, code, error: (err as Error).message })
     }
   }
@@ -810,6 +820,7 @@ export class MeshNode extends EventEmitter {
         ps.handshakeBackoffMs = 1000
         ps.rto = Math.min(ps.rto, Math.max(this.initialRtoMs, ps.srtt + 4 * ps.rttvar))
       }
+      if (ps !== undefined) ps.lastError = null
       setImmediate(() => this.kick(peer))
     }
   }
@@ -981,7 +992,11 @@ export class MeshNode extends EventEmitter {
     this.applyRouteChanges(this.routes.expire())
     for (const [k, n] of this.neighbours) if (n.intervalMs > 0 && now - n.lastSeen > 3.5 * n.intervalMs) this.neighbours.delete(k)
     for (const [k, f] of this.floods) if (f.timer === null && now - f.at > 120_000) this.floods.delete(k)
-    for (const err of this.sessions.sweep()) this.log.debug('handshake timed out', { error: err.message, transaction_id: err.transaction_id })
+    for (const err of this.sessions.sweep()) {
+      this.log.debug('handshake timed out', { error: err.message, transaction_id: err.transaction_id })
+      const peer = err.transaction_id === undefined ? undefined : this.handshakeTx.get(err.transaction_id)
+      if (peer !== undefined) this.deliveryError(peer, err)
+    }
     void this.outbox.expire().then((gone) => {
       for (const m of gone) {
         this.counters.expired++
@@ -991,8 +1006,9 @@ export class MeshNode extends EventEmitter {
           clearTimeout(f.timer)
           p!.inflight.delete(m.id)
         }
-        this.log.warn('message expired undelivered', { id: m.id, to: m.to, attempts: m.attempts })
-        this.emit('expired', { id: m.id, to: m.to, attempts: m.attempts })
+        const last = this.peers.get(m.to)?.lastError ?? null
+        this.log.warn('message expired undelivered', { id: m.id, to: m.to, attempts: m.attempts, last_error: last?.message })
+        this.emit('expired', { id: m.id, to: m.to, attempts: m.attempts, last_error: last, route: this.routes.lookup(m.to) !== undefined })
       }
     })
     // Waiting messages whose peer has a route but nothing in flight (e.g. after a heal).
@@ -1006,6 +1022,26 @@ export class MeshNode extends EventEmitter {
         this.kick(to)
       }
     }
+  }
+
+  /**
+   * Surfaces an error of the packet core (a handshake that timed out or was refused) to whoever
+   * waits on messages for `peer`: a `delivery_error` event, the peer's last error in the outbox
+   * listing and in the `expired` event of a message that runs out of time.
+   */
+  private deliveryError(peer: string, err: KairoError): void {
+    if (err.transaction_id !== undefined) this.handshakeTx.delete(err.transaction_id)
+    const p = this.peer(peer)
+    p.lastError = { code: err.code, message: err.message, transaction_id: err.transaction_id ?? '', at: Date.now() }
+    const waiting = this.outbox.pending(peer).length
+    if (waiting === 0) return
+    this.log.warn('delivery error', { to: peer, code: err.code, error: err.message, transaction_id: err.transaction_id, waiting })
+    this.emit('delivery_error', { to: peer, code: err.code, message: err.message, transaction_id: err.transaction_id, waiting })
+  }
+
+  /** The last packet-core error on the way to `peer`, if any. */
+  lastErrorFor(peer: string): PeerState['lastError'] {
+    return this.peers.get(peer)?.lastError ?? null
   }
 
   private count(reason: string): void {

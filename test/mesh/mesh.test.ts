@@ -103,6 +103,42 @@ t.test('managed flooding: a broadcast in a dense mesh reaches everyone once, wit
   t.ok(suppressed > 0, `${suppressed} rebroadcasts suppressed`)
 })
 
+t.test('per-link budget: a relay spends no more than its budget on others, and reliable delivery still gets everything through', async (t) => {
+  const net = await meshNet(['a', 'b', 'c'], ['a-b', 'b-c'], { budgets: { 'b:to-c': 4000 } })
+  t.teardown(() => net.close())
+  await converge(net, ['a', 'b', 'c'])
+  const c = net.get('c').node.nodeId
+  const started = Date.now()
+  for (let i = 0; i < 20; i++) await net.get('a').node.send(c, 'VECTOR_SYNC', Buffer.alloc(1000, i))
+  await until('20 messages through the budget', 30_000, () => net.get('c').messages.length >= 20)
+  const secs = (Date.now() - started) / 1000
+  const out = net.get('b').node.linkTable().find((l) => l.name === 'to-c')!
+  t.ok(out.mesh.budgetRefused > 0, `b refused ${out.mesh.budgetRefused} frames over its budget (counted as 'budget': ${net.get('b').node.stats().dropped.budget})`)
+  t.ok(out.mesh.relayedBytes <= 4000 * (secs + 2) + 1100, `b relayed ${out.mesh.relayedBytes} B in ${secs.toFixed(1)} s: within 4000 B/s plus a 2 s burst`)
+  t.equal(new Set(net.get('c').messages.map((m) => m.id)).size, 20, 'all 20 arrived once')
+})
+
+t.test('errors of the packet core reach the sender: a destination that does not answer its handshake', async (t) => {
+  const net = await meshNet(['a', 'b'], ['a-b'], { handshakeTimeoutMs: 400 })
+  t.teardown(() => net.close())
+  await converge(net, ['a', 'b'])
+  const b = net.get('b').node.nodeId
+  // b still announces and relays, but its handshake code refuses everything (a node with a
+  // broken or different key store): a's handshakes go unanswered.
+  const errors: Array<{ to: string; code: string; transaction_id: string }> = []
+  net.get('a').node.on('delivery_error', (e: { to: string; code: string; transaction_id: string }) => errors.push(e))
+  net.get('b').node.sessions.handleHandshake = () => {
+    throw new Error('handshakes refused')
+  }
+  const sent = await net.get('a').node.send(b, 'TASK_REQUEST', Buffer.from('anyone?'))
+  await until('a delivery error', 5000, () => errors.length > 0)
+  t.equal(errors[0]!.to, b, 'names the destination')
+  t.equal(errors[0]!.code, 'ETIMEDOUT', 'a handshake timeout')
+  t.match(errors[0]!.transaction_id, /^[0-9a-f]{16}$/, 'with the transaction ID')
+  t.ok(net.get('a').node.pendingMessages().some((m) => m.id === sent.id), 'the message stays in the outbox for a later try')
+  t.equal(net.get('a').node.lastErrorFor(b)?.code, 'ETIMEDOUT', 'and the outbox listing shows why')
+})
+
 t.test('hop limit: a destination farther than the hop limit gets no route', async (t) => {
   const names = ['h0', 'h1', 'h2', 'h3', 'h4']
   const net = await meshNet(names, ['h0-h1', 'h1-h2', 'h2-h3', 'h3-h4'], { hopLimit: 3 })

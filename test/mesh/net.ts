@@ -29,7 +29,7 @@ export interface TestNet {
 }
 
 /** edges: ['a-b', 'b-c', ...], optionally 'a-b:100000' for a bit rate. */
-export async function meshNet(names: string[], edges: string[], opts: { announceIntervalMs?: number; hopLimit?: number; latencyMs?: number; initialRtoMs?: number } = {}): Promise<TestNet> {
+export async function meshNet(names: string[], edges: string[], opts: { announceIntervalMs?: number; hopLimit?: number; latencyMs?: number; initialRtoMs?: number; handshakeTimeoutMs?: number; budgets?: Record<string, number> } = {}): Promise<TestNet> {
   const root = mkdtempSync(join(tmpdir(), 'kairo-mesh-'))
   const linksOf = new Map<string, FakeLink[]>(names.map((n) => [n, []]))
   const wires = new Map<string, FakeWire>()
@@ -49,7 +49,8 @@ export async function meshNet(names: string[], edges: string[], opts: { announce
     closers.push(() => stores.close())
     const node = new MeshNode({
       identity: Identity.generate(),
-      links: linksOf.get(name)!.map((link) => ({ link })),
+      links: linksOf.get(name)!.map((link) => ({ link, budgetBytesPerS: opts.budgets?.[`${name}:${link.name}`] ?? 0 })),
+      ...(opts.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: opts.handshakeTimeoutMs } : {}),
       ...stores,
       announceIntervalMs: opts.announceIntervalMs ?? 300,
       hopLimit: opts.hopLimit ?? 16,
