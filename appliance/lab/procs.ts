@@ -125,8 +125,15 @@ export async function waitForLine(p: Spawned, what: string, pred: (e: Record<str
   const end = Date.now() + timeoutMs
   for (;;) {
     checkAbort(abort)
-    const found = (await jsonLines(p)).find(pred)
+    const lines = await jsonLines(p)
+    const found = lines.find(pred)
     if (found !== undefined) return found
+    // The CLI's --json error object: the daemon refused to start (and may not have exited yet).
+    const refused = lines.find((e) => e.ok === false && e.error !== undefined)
+    if (refused !== undefined) {
+      const err = refused.error as { message?: unknown }
+      throw new LabError(`${p.name} failed before ${what}: ${String(err.message ?? JSON.stringify(refused.error))}${p.running ? ' (and is still running)' : ''} [logs: ${p.stderrLog}]`)
+    }
     if (!p.running) {
       const { code, signal: sig } = await p.exit
       throw new LabError(`${p.name} exited (${sig ?? `code ${String(code)}`}) before ${what}: ${(await tail(p.stderrLog, 2000)) || '(nothing on stderr)'} [logs: ${p.stderrLog}]`)
@@ -139,15 +146,23 @@ export async function waitForLine(p: Spawned, what: string, pred: (e: Record<str
 /** Stops `p`: SIGTERM to its process group, SIGKILL after `graceMs`. */
 export async function stopProcess(p: Spawned, graceMs = 3000): Promise<void> {
   if (!p.running) return
-  signal(-p.pid, 'SIGTERM')
-  signal(p.pid, 'SIGTERM')
+  // One signal only: a daemon may take a second SIGTERM as "stop now, skip the clean shutdown".
+  groupSignal(p.pid, 'SIGTERM')
   const done = await Promise.race([p.exit.then(() => true), sleep(graceMs).then(() => false)])
   if (!done) {
-    signal(-p.pid, 'SIGKILL')
-    signal(p.pid, 'SIGKILL')
+    groupSignal(p.pid, 'SIGKILL')
     await Promise.race([p.exit, sleep(2000)])
   }
   if (alive(p.pid)) await terminate([p.pid], { graceMs: 0, signal: 'SIGKILL' })
+}
+
+/** `sig` to the process group of `pid` (each lab process leads its own), else to `pid` alone. */
+function groupSignal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig)
+  } catch {
+    signal(pid, sig)
+  }
 }
 
 /** One socat PTY pair: `host` for the gateway, `mcu` for the emulator. */

@@ -165,6 +165,12 @@ export function summaryTable(report: LabReport): string {
     const num = (k: string) => (typeof st[k] === 'number' ? String(st[k]) : '-')
     rows.push([`link ${name}`, `${String(st.kind ?? '?')} ${String(st.state ?? '?')}: ${num('framesOut')} frames out, ${num('framesIn')} in`])
   }
+  for (const [seg, radios] of Object.entries(report.air ?? {})) {
+    for (const [node, a] of Object.entries(radios)) {
+      const lost = a.lostHalfDuplex + a.lostCollision + a.lostLoss + a.lostOther
+      rows.push([`air ${seg}/${node}`, `${a.txFrames} frames sent (${(a.txAirtimeMs / 1000).toFixed(1)} s on air), ${a.rxFrames} heard, ${lost} missed${lost > 0 ? ` (${a.lostHalfDuplex} while transmitting, ${a.lostCollision} collisions, ${a.lostLoss} segment loss${a.lostOther > 0 ? `, ${a.lostOther} other` : ''})` : ''}`])
+    }
+  }
   rows.push(['duration', `${(report.duration_ms / 1000).toFixed(1)} s`])
   rows.push(['result', report.ok ? 'ok: nothing lost, nothing duplicated' : `FAILED: ${report.problems.join('; ')}`])
   const w = Math.max(...rows.map(([k]) => k.length))
@@ -209,6 +215,32 @@ export interface KillReport {
   same_node_id: boolean | null
 }
 
+export interface AirStats {
+  txFrames: number
+  txAirtimeMs: number
+  rxFrames: number
+  /** Frames this radio missed while it was transmitting itself. */
+  lostHalfDuplex: number
+  lostCollision: number
+  /** Lost to the segment's configured loss. */
+  lostLoss: number
+  lostOther: number
+}
+
+/** The AirStats of one emulated radio from the emulator's medium counters. */
+export function airStats(r: Record<string, number>): AirStats {
+  const n = (k: string) => (typeof r[k] === 'number' ? r[k] : 0)
+  return {
+    txFrames: n('txFrames'),
+    txAirtimeMs: Math.round(n('txAirtimeMs')),
+    rxFrames: n('rxFrames'),
+    lostHalfDuplex: n('lostHalfDuplex'),
+    lostCollision: n('lostCollision'),
+    lostLoss: n('lostLoss'),
+    lostOther: n('lostSnr') + n('lostOff') + n('lostRetuned') + n('lostAborted'),
+  }
+}
+
 export interface LabReport {
   ok: boolean
   problems: string[]
@@ -221,6 +253,8 @@ export interface LabReport {
   links: Record<string, Record<string, unknown>>
   partition?: PartitionReport
   kill?: KillReport
+  /** Per lora segment, per radio: the emulated air's counters (frames sent/heard, and lost and why). */
+  air?: Record<string, Record<string, AirStats>>
   missing?: DeliveryResult['missing']
   duration_ms: number
   run_dir?: string

@@ -13,7 +13,7 @@ import { cleanLab, MANIFEST, prefixInUse, type Manifest } from './clean.js'
 import type { EmulatorHostPlan } from './emulator-host.js'
 import { buildPlan, defaultPrefix, netemArgs, networkCommands, PREFIX, RUN_DIR_PREFIX, type GatewayPlan, type LabPlan, type VethPlan } from './plan.js'
 import { AbortedError, checkAbort, EMULATOR_HOST, KAIRO_GW_BIN, TSX_IMPORT, pause, spawnLogged, startSocat, stopProcess, waitForLine, type Spawned } from './procs.js'
-import { computeDelivery, problemsOf, type InboxMessage, type KillReport, type LabReport, type PartitionReport, type Phase, type SentMessage } from './report.js'
+import { airStats, computeDelivery, problemsOf, type InboxMessage, type KillReport, type LabReport, type PartitionReport, type Phase, type SentMessage } from './report.js'
 import { Control } from './rpc.js'
 import { ip, LabError, run } from './sys.js'
 import { loadTopology, resolveTopology, shippedTopologies, trafficPlan, VETH_KINDS, type Topology } from './topology.js'
@@ -153,6 +153,14 @@ export async function runLab(opts: LabRunOptions): Promise<LabRunResult> {
   }
 }
 
+/** `tc ... netem` in a namespace; a kernel without sch_netem gets an error that says so. */
+async function tcNetem(ns: string, args: string[]): Promise<void> {
+  const r = await run('ip', ['netns', 'exec', ns, 'tc', ...args], { check: false })
+  if (r.code === 0) return
+  if (/qdisc kind is unknown/i.test(r.stderr)) throw new LabError(`this kernel has no netem qdisc (sch_netem): segment netem options and --partition-method netem cannot work here; use --partition-method link-down (tc said: ${r.stderr.trim()})`)
+  throw new LabError(`ip netns exec ${ns} tc ${args.join(' ')} failed (exit ${String(r.code)}): ${r.stderr.trim()}`)
+}
+
 class Lab {
   readonly plan: LabPlan
   readonly say: (line: string) => void
@@ -249,6 +257,14 @@ class Lab {
       if (k.same_node_id === false) report.problems.push(`${k.node} came back with another node_id`)
       if (undelivered.length > 0) report.problems.push(`${undelivered.length} messages sent while ${k.node} was down never arrived`)
     }
+    if (this.emulatorControl !== undefined) {
+      try {
+        const st = await this.emulatorControl.call<Record<string, { radios?: Record<string, Record<string, number>> }>>('stats')
+        report.air = Object.fromEntries(Object.entries(st).map(([seg, v]) => [seg, Object.fromEntries(Object.entries(v.radios ?? {}).map(([node, r]) => [node, airStats(r)]))]))
+      } catch (e) {
+        this.say(`emulator stats: ${(e as Error).message}`)
+      }
+    }
     if (delivery.missing.length > 0) report.missing = delivery.missing.slice(0, 50)
     report.ok = report.problems.length === 0
     report.duration_ms = Date.now() - started
@@ -268,7 +284,7 @@ class Lab {
     for (const v of plan.veths) {
       for (const e of [v.a, v.b]) {
         const tc = netemArgs(e.ifname, v.netem)
-        if (tc !== undefined) await run('ip', ['netns', 'exec', e.ns, 'tc', ...tc])
+        if (tc !== undefined) await tcNetem(e.ns, tc)
       }
     }
   }
@@ -479,7 +495,7 @@ class Lab {
 
   async netem(ns: string, ifname: string, v: VethPlan, loss100: boolean): Promise<void> {
     const args = netemArgs(ifname, v.netem, loss100)
-    if (args !== undefined) await run('ip', ['netns', 'exec', ns, 'tc', ...args])
+    if (args !== undefined) await tcNetem(ns, args)
     else await run('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'del', 'dev', ifname, 'root'], { check: false })
   }
 

@@ -9,8 +9,10 @@
  * run in seconds and do not depend on the mesh. test/lab/e2e.test.ts runs the real daemon.
  */
 import t from 'tap'
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { ControlClient } from '../../appliance/control/client.js'
+import { labRunning } from '../../appliance/lab/clean.js'
 import { alive } from '../../appliance/lab/sys.js'
 import { exitCode, freePrefix, leftovers, requireLabParts, runLabCli, settledLeftovers, STAND_IN, startLab } from './lib.js'
 
@@ -144,9 +146,23 @@ t.test('--keep leaves the lab up and says how to reach it; lab clean removes it'
     await c.close()
   }
   t.ok((await leftovers(prefix)).some((l) => l.startsWith('namespace')))
-  const plain = await runLabCli(['clean'])
-  exitCode(t, plain.code, 0, plain.stderr)
-  t.match(plain.stdout, new RegExp(`cleaned .*${prefix}`), 'a kept run is cleaned without --prefix (its lab process is gone)')
+  // (Not a plain `lab clean` here: on a shared machine that would also take other people's kept labs.)
+  const c = await runLabCli(['clean', '--prefix', prefix])
+  exitCode(t, c.code, 0, c.stderr)
+  t.match(c.stdout, new RegExp(`cleaned ${prefix}`))
   t.same(await settledLeftovers(prefix), [])
   for (const g of report.kept.gateways) t.notOk(existsSync(g.control_socket))
+})
+
+t.test('labRunning: a live lab process holds its run; a gone or kept one does not', async (t) => {
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)', 'lab'], { stdio: 'ignore' })
+  t.teardown(() => child.kill('SIGKILL'))
+  const base = { prefix: 'kl1', started_at: '', topology: 'x', run_dir: '/tmp/x' }
+  t.equal(labRunning({ ...base, lab_pid: child.pid! }), true)
+  t.equal(labRunning({ ...base, lab_pid: child.pid!, kept: true }), false, 'kept: its lab process is not needed')
+  t.equal(labRunning({ ...base, lab_pid: process.pid }), false, 'the cleaning process itself')
+  t.equal(labRunning(undefined), false, 'no manifest')
+  const dead = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' })
+  await new Promise((r) => dead.once('exit', r))
+  t.equal(labRunning({ ...base, lab_pid: dead.pid! }), false)
 })

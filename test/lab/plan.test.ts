@@ -62,13 +62,13 @@ t.test('line5-mixed: namespaces, veths, PTYs, emulators, gateway configs', async
     const parsed = parse(x.yaml) as Record<string, unknown>
     t.same(parsed, x.config, `${x.node}: the YAML says what the config object says`)
     t.match(x.yaml, /^# written by kairo-gw lab run \(topology line5-mixed, run kl42\)\n/)
-    t.same(x.config.mesh, { announce_interval_s: 1, hop_limit: 16 })
+    t.same(x.config.mesh, { announce_interval_s: 5, hop_limit: 16 })
     t.equal(x.config.state_dir, `${RUN}/${x.node}/state`)
   }
 })
 
 t.test('gateway configs pass the gateway config loader', async (t) => {
-  for (const name of ['line5-mixed', 'pair-udp']) {
+  for (const name of ['line4-wired', 'line5-mixed', 'pair-udp']) {
     const topo = await loadTopology(resolveTopology(name)!)
     const plan = buildPlan(topo, { prefix: 'kl42', runDir: RUN })
     for (const g of plan.gateways) {

@@ -13,7 +13,7 @@ import { components, DEFAULT_LORA, loadTopology, MESSAGE_TYPES, parseTopology, r
 import { tempDir } from '../lib/pty.js'
 
 t.test('the shipped topologies parse', async (t) => {
-  t.same(shippedTopologies(), ['line5-mixed', 'pair-udp'])
+  t.same(shippedTopologies(), ['line4-wired', 'line5-mixed', 'pair-udp'])
   const line = await loadTopology(resolveTopology('line5-mixed')!)
   t.same(
     line.nodes.map((n) => n.name),
@@ -35,7 +35,7 @@ t.test('the shipped topologies parse', async (t) => {
     { from: 'g1', to: 'g5' },
     { from: 'g5', to: 'g1' },
   ])
-  t.equal(line.mesh.announce_interval_s, 1)
+  t.equal(line.mesh.announce_interval_s, 5)
   const pair = await loadTopology(resolveTopology('pair-udp')!)
   t.same(pair.traffic.pairs, [
     { from: 'a', to: 'b' },
