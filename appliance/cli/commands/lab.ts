@@ -92,11 +92,12 @@ export function registerLab(program: Command): void {
       `
 Examples:
   $ sudo kairo-gw lab run --topology pair-udp --messages 10
-  $ sudo kairo-gw lab run --topology line5-mixed --messages 20 --json
-  $ sudo kairo-gw lab run --topology line5-mixed --messages 40 --partition udp34
-  $ sudo kairo-gw lab run --topology line5-mixed --messages 40 --kill g3
+  $ sudo kairo-gw lab run --topology line4-wired --messages 40 --partition udp23
+  $ sudo kairo-gw lab run --topology line4-wired --messages 40 --kill g2 --json
+  $ sudo kairo-gw lab run --topology line5-mixed --messages 20 --timeout 300   # LoRa hops: slow
   $ sudo kairo-gw lab run --topology ./my-lab.yaml --keep     # leave it up to poke at
   $ sudo kairo-gw lab clean                                  # after a crash or --keep
+  $ kairo-gw lab plan --topology line5-mixed                 # what a run would create
 
 Topologies: ${TOPOLOGY_DIR}/*.yaml; the format is in appliance/lab/README.md.
 Needs root, iproute2, and socat when the topology has lora segments. Ctrl-C stops the run and
