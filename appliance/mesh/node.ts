@@ -447,12 +447,23 @@ export class MeshNode extends EventEmitter {
     if (p.unreliable.length > 0) {
       for (const u of p.unreliable.splice(0)) if (u.until > now) this.sendData(to, u.type, 0, u.payload, route)
     }
-    if (p.inflight.size >= this.window) return
+    const window = this.windowFor(route)
+    if (p.inflight.size >= window) return
     for (const m of this.outbox.pending(to)) {
-      if (p.inflight.size >= this.window) break
+      if (p.inflight.size >= window) break
       if (p.inflight.has(m.id)) continue
       this.transmitMessage(to, p, m, route)
     }
+  }
+
+  /**
+   * Messages in flight at once to a destination. Over several hops of a half-duplex radio, a
+   * relay that forwards one frame cannot hear the next one its sender already put on the air:
+   * pipelining collapses into losses, so such a path carries one message at a time.
+   */
+  private windowFor(route: RouteCandidate): number {
+    const first = this.links.get(route.link)
+    return first !== undefined && first.hopHeader && route.hops > 1 ? 1 : this.window
   }
 
   private startHandshake(to: string, p: PeerState, route: RouteCandidate): void {
@@ -481,7 +492,8 @@ export class MeshNode extends EventEmitter {
     this.outbox.attempted(m.id)
     const prev = p.inflight.get(m.id)
     if (prev) clearTimeout(prev.timer)
-    const timer = setTimeout(() => this.onRetransmitTimeout(to, m.id), p.rto)
+    // Up to 25% jitter, so that messages timed out together are not sent again together.
+    const timer = setTimeout(() => this.onRetransmitTimeout(to, m.id), p.rto * (1 + Math.random() * 0.25))
     timer.unref()
     p.inflight.set(m.id, { id: m.id, sentAt: this.now(), attempts, timer })
     if (attempts > 1) this.counters.retransmissions++
