@@ -39,7 +39,8 @@ export async function createLink(cfg: LinkConfig): Promise<Link> {
     case 'lora': {
       const { LoRaLink } = await import('../../drivers/lora/link.js')
       const l = cfg.lora
-      return new LoRaLink({ name: cfg.name, path: l.port, backend: l.backend, radio: l.radio, region: l.region, timeScale: l.timeScale, baudRate: l.baudRate })
+      // In a mesh the channel is shared: contention (random backoff, one frame at a time).
+      return new LoRaLink({ name: cfg.name, path: l.port, backend: l.backend, radio: l.radio, region: l.region, timeScale: l.timeScale, baudRate: l.baudRate, contention: true })
     }
   }
 }

@@ -56,6 +56,14 @@ export interface LoRaLinkOptions {
   dutyWindowMs?: number
   /** Hold frames while the firmware reports the channel busy. Default true. */
   listenBeforeTalk?: boolean
+  /**
+   * Share the channel with other transmitters (a mesh): hand the device one frame at a time and
+   * wait a random 0..7 slots (a slot = the airtime of 16 bytes) before each, listening before
+   * talking, so that two radios that both have something to send rarely start together (each
+   * would miss the other's frame: a radio cannot receive while it transmits). Off by default: a
+   * link alone on its channel keeps the device's queue full for the most goodput.
+   */
+  contention?: boolean
   /** Longest a frame may wait in the queue, ms, before it is dropped (counted). Default 10 min. */
   maxQueueAgeMs?: number
   /**
@@ -129,6 +137,8 @@ export class LoRaLink extends BaseLink {
   private ready = false
   private channelBusy = false
   private inFlight = 0
+  /** contention: the random backoff before the next frame has been waited. */
+  private backedOff = false
   private pumpTimer: NodeJS.Timeout | null = null
   private airtimeMs = 0
   private last: { rssi?: number; snr?: number } = {}
@@ -274,7 +284,15 @@ export class LoRaLink extends BaseLink {
       const wait = this.duty.waitMs(air, now)
       // Look again when the budget allows, or when the head frame would expire, whichever is first.
       if (wait > 0) return this.schedule(Math.min(wait, f.enqueuedAt + maxAge - now + 1))
+      if (this.opts.contention === true) {
+        if (this.inFlight > 0) return
+        if (!this.backedOff) {
+          this.backedOff = true
+          return this.schedule(Math.max(1, Math.round(randomInt(0, 8) * this.airtime(16))))
+        }
+      }
       if (this.channelBusy && (this.opts.listenBeforeTalk ?? true) && this.info?.channelActivity) return this.schedule(20 + randomInt(0, 80))
+      this.backedOff = false
       this.dequeue()
       const entry = this.duty.record(air, now)
       this.airtimeMs += air / this.scale

@@ -23,6 +23,7 @@ t.test('a - b - c over one LoRa channel, a and c out of range: routed through b 
       { from: 'a', to: 'b', both: true },
       { from: 'b', to: 'c', both: true },
     ],
+    link: { contention: true },
   })
   t.teardown(() => rig.close())
   const nodes = new Map<string, { node: MeshNode; got: MeshMessage[] }>()
