@@ -449,6 +449,9 @@ export class MeshNode extends EventEmitter {
     }
     const window = this.windowFor(route)
     if (p.inflight.size >= window) return
+    // Before the first round trip is measured, the route's cost (ms per 256 B, summed over the
+    // hops) is the best guess of it: there and back, three times over, within 0.5 s..initialRtoMs.
+    if (p.srtt === 0 && p.backoffMark === -Infinity) p.rto = Math.min(this.initialRtoMs, Math.max(500, 6 * route.cost))
     for (const m of this.outbox.pending(to)) {
       if (p.inflight.size >= window) break
       if (p.inflight.has(m.id)) continue
