@@ -3,9 +3,10 @@
  * partition and with a gateway SIGKILLed and restarted. Every accepted message must arrive
  * exactly once, and the run must leave nothing behind.
  *
- * line5-mixed (LoRa hops on the emulated air) is marked todo while its LoRa segments lose most
- * frames to half-duplex overlaps (see appliance/lab/README.md and the lab's report): those runs
- * still run and report, without failing the suite.
+ * line5-mixed (LoRa hops on the emulated air) is todo (not run) unless KAIRO_LAB_LORA=1: its LoRa
+ * segments lose a fifth to a third of their frames to half-duplex overlaps, so delivery over them
+ * takes from seconds to minutes (see the `air` part of the lab's report) and the three runs can
+ * take a quarter of an hour.
  */
 import t, { type Test } from 'tap'
 import { exitCode, freePrefix, requireLabParts, runLabCli, settledLeftovers } from './lib.js'
@@ -13,7 +14,7 @@ import type { LabReport } from '../../appliance/lab/report.js'
 
 t.setTimeout(30 * 60_000)
 
-const LORA_TODO = 'LoRa hops: most frames lost to half-duplex overlaps on the emulated air, delivery takes minutes (lab report, issue 4)'
+const LORA = process.env.KAIRO_LAB_LORA === '1' ? {} : { todo: 'KAIRO_LAB_LORA=1 runs it: LoRa hops lose frames to half-duplex overlaps, delivery takes minutes' }
 
 async function lab(t: Test, args: string[]): Promise<LabReport | undefined> {
   const prefix = await freePrefix()
@@ -79,23 +80,23 @@ t.test('line4-wired --kill g2: the relay SIGKILLed and restarted; nothing lost, 
   t.ok(k.down_ms >= 2000)
 })
 
-t.test('line5-mixed: four hops over ethernet, lora, udp, lora', { todo: LORA_TODO }, async (t) => {
+t.test('line5-mixed: four hops over ethernet, lora, udp, lora', LORA, async (t) => {
   if (!requireLabParts(t)) return
-  const report = await lab(t, ['--topology', 'line5-mixed', '--messages', '20', '--timeout', '180'])
+  const report = await lab(t, ['--topology', 'line5-mixed', '--messages', '20', '--timeout', '300'])
   delivered(t, report, 20)
   t.same(Object.keys(report?.air ?? {}).sort(), ['lora23', 'lora45'])
 })
 
-t.test('line5-mixed --partition lora45: the air cut, then healed', { todo: LORA_TODO }, async (t) => {
+t.test('line5-mixed --partition lora45: the air cut, then healed', LORA, async (t) => {
   if (!requireLabParts(t)) return
-  const report = await lab(t, ['--topology', 'line5-mixed', '--messages', '20', '--partition', 'lora45', '--timeout', '180'])
+  const report = await lab(t, ['--topology', 'line5-mixed', '--messages', '20', '--partition', 'lora45', '--timeout', '300'])
   delivered(t, report, 20)
   t.match(report?.partition, { segment: 'lora45', kind: 'lora', method: 'radio-out-of-range', undelivered: [] })
 })
 
-t.test('line5-mixed --kill g3: the lora/udp relay SIGKILLed and restarted', { todo: LORA_TODO }, async (t) => {
+t.test('line5-mixed --kill g3: the lora/udp relay SIGKILLed and restarted', LORA, async (t) => {
   if (!requireLabParts(t)) return
-  const report = await lab(t, ['--topology', 'line5-mixed', '--messages', '20', '--kill', 'g3', '--timeout', '180'])
+  const report = await lab(t, ['--topology', 'line5-mixed', '--messages', '20', '--kill', 'g3', '--timeout', '300'])
   delivered(t, report, 20)
   t.match(report?.kill, { node: 'g3', same_node_id: true, undelivered: [] })
 })
