@@ -15,7 +15,7 @@ import { resolveStateDir } from '../state.js'
 import { packageVersion } from '../version.js'
 import { embeddedDefaultConfig, loadConfig } from '../../config/load.js'
 import type { GatewayConfig } from '../../config/schema.js'
-import { startDaemon } from '../../daemon/daemon.js'
+import { startDaemon, type Daemon } from '../../daemon/daemon.js'
 import { formatAddress } from '../../gateway/udp-gateway.js'
 
 export const DEFAULT_HOST = '127.0.0.1'
@@ -112,11 +112,24 @@ export async function runGateway(opts: RunOptions): Promise<void> {
     const hint = e.code === 'EADDRINUSE' ? ' (another kairo-gw running? pick another --port)' : ''
     throw new CliError(`cannot start the gateway: ${e.message}${hint}`)
   })
+  try {
+    await announceAndWait(daemon, cfg, opts, stateDir, () => received)
+  } catch (err) {
+    // Whatever went wrong after the start, the links and the control socket are released.
+    await daemon.stop()
+    throw err
+  }
+}
+
+async function announceAndWait(daemon: Daemon, cfg: GatewayConfig, opts: RunOptions, stateDir: string, received: () => number): Promise<void> {
+  const ts = () => new Date().toISOString()
   const { node, identity } = daemon
   const udpAddresses: string[] = []
   for (const l of daemon.links) {
-    const addr = (l as { address?: () => string | null }).address?.()
-    if (l.kind === 'udp' && typeof addr === 'string') udpAddresses.push(addr)
+    if (l.kind !== 'udp') continue
+    const address = (l as { address?: unknown }).address
+    const addr = typeof address === 'function' ? (address as () => unknown).call(l) : null
+    if (typeof addr === 'string') udpAddresses.push(addr)
   }
   const first = udpAddresses[0]
   const example = first !== undefined ? `npx kairo-gw send --to ${first} TASK_REQUEST 'hello'` : null
@@ -153,7 +166,7 @@ export async function runGateway(opts: RunOptions): Promise<void> {
   const stats = node.stats()
   await daemon.stop()
   if (opts.json) printJson({ ts: ts(), event: 'stopped', signal, stats })
-  else process.stdout.write(`\nstopped (${signal}): ${received} messages received, ${stats.messagesOut} sent, ${stats.delivered} delivered, ${stats.relayed} relayed, ${Object.values(stats.dropped).reduce((a, b) => a + b, 0)} frames dropped\n`)
+  else process.stdout.write(`\nstopped (${signal}): ${received()} messages received, ${stats.messagesOut} sent, ${stats.delivered} delivered, ${stats.relayed} relayed, ${Object.values(stats.dropped).reduce((a, b) => a + b, 0)} frames dropped\n`)
   process.off('SIGINT', force)
   process.off('SIGTERM', force)
 }
