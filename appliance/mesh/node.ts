@@ -29,6 +29,8 @@ import { EventEmitter } from 'node:events'
 import { randomBytes, randomInt } from 'node:crypto'
 import type { Link, LinkState, Priority, ReceivedFrame } from '../../drivers/link.js'
 import { Identity, nodeIdToString } from '../core/identity.js'
+import type { OutboxMessage } from '../store/outbox.js'
+import type { InboxMessage } from '../store/inbox.js'
 import { SessionManager } from '../core/sessions.js'
 import { ConnectionLostError, KairoError, MalformedPacketError, ResourceLimitError } from '../core/errors.js'
 import { Reassembler, fragment } from '../core/fragment.js'
@@ -50,17 +52,11 @@ export interface MeshLogger {
 
 const silent: MeshLogger = { debug() {}, info() {}, warn() {} }
 
+/** The messages of the durable outbox and inbox (appliance/store/), as the mesh sees them. */
+export type MeshOutboxMessage = OutboxMessage
+export type MeshInboxMessage = InboxMessage
+
 /** What the mesh needs of the durable outbox (appliance/store/outbox.ts). */
-export interface MeshOutboxMessage {
-  id: string
-  to: string
-  type: number
-  flags: number
-  payload: Buffer
-  acceptedAt: number
-  expiresAt: number
-  attempts: number
-}
 export interface MeshOutbox {
   accept(m: { to: string; type: number; flags?: number; payload: Buffer; ttlMs?: number }): Promise<MeshOutboxMessage>
   pending(to?: string): MeshOutboxMessage[]
@@ -71,14 +67,6 @@ export interface MeshOutbox {
   stats(): object
 }
 /** What the mesh needs of the durable inbox (appliance/store/inbox.ts). */
-export interface MeshInboxMessage {
-  cursor: number
-  id: string
-  from: string
-  type: number
-  payload: Buffer
-  receivedAt: number
-}
 export interface MeshInbox {
   accept(m: { id: string; from: string; type: number; payload: Buffer }): Promise<{ fresh: boolean; message: MeshInboxMessage }>
   list(since: number, limit: number): MeshInboxMessage[]
