@@ -551,10 +551,12 @@ function ethernetBlock(s: Section): EthernetLinkConfig {
 function rawIpBlock(s: Section): RawIpLinkConfig {
   const iface = s.string('interface', { check: ifnameProblem })
   const address = s.string('address', { check: ipv4Problem })
-  if (!s.present('interface') && !s.present('address')) s.missing('interface', 'is required, or address (the interface to bind to)')
-  const peers = s.stringList('peers', (p) => ipv4Problem(p) ?? (p === address ? `${p} is our own address` : null)) ?? []
+  // A key given no value (`interface:` or `interface: null`) counts as absent.
+  if (iface === undefined && address === undefined && !s.bad.has('interface') && !s.bad.has('address')) s.missing('interface', 'is required, or address (the interface to bind to)')
+  const peerList = s.stringList('peers', (p) => ipv4Problem(p) ?? (p === address ? `${p} is our own address` : null))
   const broadcast = s.string('broadcast', { check: ipv4Problem })
-  if (!s.present('peers') && !s.present('broadcast')) s.missing('peers', 'are required, or broadcast: raw IP has no multicast to find neighbours with')
+  if (peerList === undefined && broadcast === undefined && !s.bad.has('peers') && !s.bad.has('broadcast')) s.missing('peers', 'are required, or broadcast: raw IP has no multicast to find neighbours with')
+  const peers = peerList ?? []
   return { peers, ...(iface !== undefined && { interface: iface }), ...(address !== undefined && { address }), ...(broadcast !== undefined && { broadcast }) }
 }
 

@@ -338,6 +338,14 @@ t.test('each class of problem: exact message and line', async (t) => {
       ],
     },
     {
+      what: 'raw IP: keys given no value count as absent (found by the fuzz test)',
+      text: `links:\n  - name: r\n    raw_ip: { interface: null, peers: [10.0.0.2] }\n  - name: s\n    raw_ip: { interface: veth0, peers: }\n`,
+      expect: [
+        ['links[0].raw_ip.interface', 'is required, or address (the interface to bind to)', 'interface'],
+        ['links[1].raw_ip.peers', 'are required, or broadcast: raw IP has no multicast to find neighbours with', 'peers: }'],
+      ],
+    },
+    {
       what: 'a multicast group of the other family',
       text: `links:\n  - name: u\n    udp:\n      group: ff02::1\n`,
       expect: [['links[0].udp.group', 'ff02::1 is IPv6 but host 0.0.0.0 is IPv4 (the default)', 'group']],

@@ -17,7 +17,7 @@ t.test('a - b - c over one LoRa channel, a and c out of range: routed through b 
   const rig = await loraRig({
     backend: 'firmware-bridge',
     names: ['a', 'b', 'c'],
-    timeScale: 0.1,
+    timeScale: 0.25,
     radio: { spreadingFactor: 7, bandwidthHz: 500_000 },
     links: [
       { from: 'a', to: 'b', both: true },
@@ -42,14 +42,14 @@ t.test('a - b - c over one LoRa channel, a and c out of range: routed through b 
   const a = nodes.get('a')!.node
   const b = nodes.get('b')!.node
   const c = nodes.get('c')!.node
-  const route = await until('a route from a to c', 30_000, () => a.routeTable().find((r) => r.dst === c.nodeId))
+  const route = await until('a route from a to c', 90_000, () => a.routeTable().find((r) => r.dst === c.nodeId))
   t.equal(route.hops, 2, 'two hops')
   t.equal(route.via, b.nodeId, 'through b')
   t.match(route.nextHop, /^hop:[0-9a-f]{8}$/, 'the next hop is a hop-header address')
   t.notOk(a.neighbourTable().some((n) => n.nodeId === c.nodeId), 'a never heard c directly')
   const ids: string[] = []
   for (let i = 0; i < 5; i++) ids.push((await a.send(c.nodeId, 'TASK_REQUEST', Buffer.from(`over the air ${i}`))).id)
-  await until('5 messages at c', 60_000, () => nodes.get('c')!.got.length >= 5)
+  await until('5 messages at c', 90_000, () => nodes.get('c')!.got.length >= 5)
   t.same(new Set(nodes.get('c')!.got.map((m) => m.id)), new Set(ids), 'all five, once each')
   t.ok(b.stats().relayed >= 5, `b relayed ${b.stats().relayed} frames`)
   t.equal(nodes.get('b')!.got.length, 0, 'b delivered none of them: it cannot read them')
