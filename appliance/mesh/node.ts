@@ -864,6 +864,7 @@ export class MeshNode extends EventEmitter {
     const feasible = direct || prior === undefined || cost < prior.bestCost
     const change = this.routes.offer({ dst: src, link: ml.name, nextHop: from, via: nb?.nodeId ?? '', cost, hops, timestamp: body.timestamp, feasible }, lifetime)
     if (change !== null) this.applyRouteChanges([change])
+    if (prior === undefined) this.heardFrom_(src)
     // Flood it on, once per announce (and again only for a clearly cheaper copy).
     if (p.hopLimit > 1) this.flood(fkey, ml, from, cost, (hop) => reencodePacket(p, p.hopLimit - 1, hop))
     else if (prior === undefined) this.floodState(fkey, cost)
@@ -898,6 +899,39 @@ export class MeshNode extends EventEmitter {
       decrementPacketHop(copy)
       this.flood(key, ml, from, 0, () => copy)
     }
+  }
+
+  /**
+   * A new announce of `peer` arrived: it is alive and a path to it works. If messages for it
+   * wait behind a long backoff (a partition that has healed, a gateway back from a restart), the
+   * backoff is dropped and they go now: delivery follows the path's return within one announce
+   * interval, not within the backoff's minutes.
+   */
+  private heardFrom_(peer: string): void {
+    const p = this.peers.get(peer)
+    if (p === undefined) return
+    const backedOff = p.rto > this.announceIntervalMs || p.handshakeBackoffMs > this.announceIntervalMs || p.forceHandshake
+    if (!backedOff || this.outbox.pending(peer).length === 0) return
+    const route = this.routes.lookup(peer)
+    if (route === undefined) return
+    p.rto = Math.min(this.initialRtoMs, Math.max(500, 6 * route.cost))
+    p.backoffMark = this.now()
+    p.handshakeBackoffMs = 1000
+    p.handshakeAt = -Infinity
+    this.log.debug('destination heard again; backoff reset', { peer, rto_ms: p.rto })
+    const session = p.forceHandshake ? null : this.sessions.sessionFor(Buffer.from(peer, 'hex'))
+    if (session === null) {
+      // A new handshake first; the messages follow when it completes.
+      for (const f of p.inflight.values()) clearTimeout(f.timer)
+      p.inflight.clear()
+    } else {
+      // Sent again now, as retransmissions (their acknowledgements give no round-trip sample).
+      for (const f of [...p.inflight.values()]) {
+        const m = this.outbox.get(f.id)
+        if (m !== undefined) this.transmitMessage(peer, p, m, route, f.attempts + 1)
+      }
+    }
+    setImmediate(() => this.kick(peer))
   }
 
   /**
