@@ -296,7 +296,11 @@ export class MeshNode extends EventEmitter {
     link.on('frame', (f: ReceivedFrame) => this.onFrame(ml, f))
     link.on('state', (s: LinkState) => this.onLinkState(ml, s))
     link.on('error', (err: Error) => this.log.debug('link error', { link: ml.name, error: err.message }))
-    link.on('dropped', (d: { reason: string; bytes: number }) => this.count(`link_${d.reason}`))
+    // A broadcast on a link with nobody to send it to (no peers, no discovery) is not a loss: the
+    // link counts it in its own stats.
+    link.on('dropped', (d: { reason: string; bytes: number }) => {
+      if (d.reason !== 'no-destination') this.count(`link_${d.reason}`)
+    })
     if (this.running) this.openLink(ml)
   }
 
