@@ -15,9 +15,8 @@
  * (the gateways' ControlServer, so the same ControlClient talks to both).
  * Exits 0 on SIGTERM/SIGINT after powering the emulated MCUs off.
  */
-import { promises as fsp, realpathSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-import { startEmulator, type Emulator, type EmulatorConfig } from '../../firmware-bridge/emulator/main.js'
+import { promises as fsp } from 'node:fs'
+import { invokedDirectly, startEmulator, type Emulator, type EmulatorConfig } from '../../firmware-bridge/emulator/main.js'
 import type { LinkSpec } from '../../firmware-bridge/emulator/medium.js'
 import { ControlServer } from '../control/server.js'
 
@@ -120,17 +119,7 @@ export async function runEmulatorHost(argv: string[]): Promise<number> {
   })
 }
 
-function invokedDirectly(): boolean {
-  const arg = process.argv[1]
-  if (arg === undefined) return false
-  try {
-    return realpathSync(arg) === realpathSync(fileURLToPath(import.meta.url))
-  } catch {
-    return false
-  }
-}
-
-if (invokedDirectly()) {
+if (invokedDirectly(import.meta.url)) {
   void runEmulatorHost(process.argv.slice(2)).then((code) => {
     process.stdout.write('', () => process.exit(code))
   })

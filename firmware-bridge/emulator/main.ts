@@ -687,11 +687,12 @@ export async function main(argv: string[]): Promise<number> {
   })
 }
 
-function invokedDirectly(): boolean {
+/** True when the module at `moduleUrl` is the script node was started with (not imported). */
+export function invokedDirectly(moduleUrl: string = import.meta.url): boolean {
   const arg = process.argv[1]
   if (arg === undefined) return false
   try {
-    return realpathSync(arg) === realpathSync(fileURLToPath(import.meta.url))
+    return realpathSync(arg) === realpathSync(fileURLToPath(moduleUrl))
   } catch {
     return false
   }
