@@ -914,11 +914,12 @@ export class MeshNode extends EventEmitter {
   private heardFrom_(peer: string): void {
     const p = this.peers.get(peer)
     if (p === undefined) return
-    const backedOff = p.rto > this.announceIntervalMs || p.handshakeBackoffMs > this.announceIntervalMs || p.forceHandshake
-    if (!backedOff || this.outbox.pending(peer).length === 0) return
     const route = this.routes.lookup(peer)
-    if (route === undefined) return
-    p.rto = Math.min(this.initialRtoMs, Math.max(500, 6 * route.cost))
+    if (route === undefined || this.outbox.pending(peer).length === 0) return
+    const fresh = Math.min(this.initialRtoMs, Math.max(500, 6 * route.cost, p.srtt > 0 ? p.srtt + 4 * p.rttvar : 0))
+    const backedOff = p.rto > 2 * fresh || p.handshakeBackoffMs > 2000 || p.forceHandshake
+    if (!backedOff) return
+    p.rto = fresh
     p.backoffMark = this.now()
     p.handshakeBackoffMs = 1000
     p.handshakeAt = -Infinity
