@@ -23,7 +23,7 @@
  */
 import { join } from 'node:path'
 import { ResourceLimitError } from '../core/errors.js'
-import { Journal, type JournalOptions, type JournalRecovery } from './journal.js'
+import { Journal, backgroundRewrite, type JournalOptions, type JournalRecovery } from './journal.js'
 
 export interface InboxMessage {
   cursor: number
@@ -348,27 +348,18 @@ export class Inbox {
 
   /** Rewrites the journal with the head, the kept messages and the remembered ids. */
   private compact(): Promise<void> {
-    const run = this.journal
-      .rewrite(() => {
-        const now = this.now()
-        const bodies: Buffer[] = [encodeHead(this.nextCursor)]
-        for (const r of this.keys.values()) {
-          if (r.receivedAt + this.retainMs <= now) continue
-          bodies.push(r.message ? encodeEntry(KIND_MESSAGE, r, r.message.payload) : encodeEntry(KIND_REMEMBERED, r))
-        }
-        return bodies
-      })
-      .then(
-        () => {
-          this.compactionError = undefined
-        },
-        (err: unknown) => {
-          this.compactionError = err instanceof Error ? err : new Error(String(err))
-        },
-      )
-      .finally(() => {
-        this.compacting = undefined
-      })
+    const run = backgroundRewrite(this.journal, () => {
+      const now = this.now()
+      const bodies: Buffer[] = [encodeHead(this.nextCursor)]
+      for (const r of this.keys.values()) {
+        if (r.receivedAt + this.retainMs <= now) continue
+        bodies.push(r.message ? encodeEntry(KIND_MESSAGE, r, r.message.payload) : encodeEntry(KIND_REMEMBERED, r))
+      }
+      return bodies
+    }).then((err) => {
+      this.compactionError = err
+      this.compacting = undefined
+    })
     this.compacting = run
     return run
   }

@@ -535,3 +535,15 @@ async function keepDamaged(path: string, now: number): Promise<string> {
     return target
   }
 }
+
+/**
+ * A compaction in the background: rewrites `journal` with what `build` returns at that moment.
+ * Resolves with the error it met (undefined when it worked) and never rejects, so a failed
+ * compaction leaves the journal as it was and is reported, not thrown into nobody's hands.
+ */
+export function backgroundRewrite(journal: Journal, build: () => readonly Uint8Array[]): Promise<Error | undefined> {
+  return journal.rewrite(build).then(
+    () => undefined,
+    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+  )
+}

@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { ResourceLimitError } from '../core/errors.js'
-import { Journal, RECORD_HEADER_BYTES, type JournalOptions, type JournalRecovery } from './journal.js'
+import { Journal, RECORD_HEADER_BYTES, backgroundRewrite, type JournalOptions, type JournalRecovery } from './journal.js'
 
 export interface OutboxMessage {
   /** 32 hex digits, random. */
@@ -344,19 +344,10 @@ export class Outbox {
 
   /** Rewrites the journal with only the live messages. Failures are kept in `compactionError`. */
   private compact(): Promise<void> {
-    const run = this.journal
-      .rewrite(() => [...this.live.values()].map(encodeAccept))
-      .then(
-        () => {
-          this.compactionError = undefined
-        },
-        (err: unknown) => {
-          this.compactionError = err instanceof Error ? err : new Error(String(err))
-        },
-      )
-      .finally(() => {
-        this.compacting = undefined
-      })
+    const run = backgroundRewrite(this.journal, () => [...this.live.values()].map(encodeAccept)).then((err) => {
+      this.compactionError = err
+      this.compacting = undefined
+    })
     this.compacting = run
     return run
   }
