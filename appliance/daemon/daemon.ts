@@ -15,11 +15,11 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { Link } from '../../drivers/link.js'
 import { ControlServer, type ControlHandler } from '../control/server.js'
 import { InvalidParamsError, param, rejectUnknownParams } from '../control/protocol.js'
-import { AGENT_TYPE_NAMES, MeshNode, type MeshLogger, type MeshMessage } from '../mesh/node.js'
+import { MeshNode, type MeshLogger, type MeshMessage } from '../mesh/node.js'
 import { openStores } from '../mesh/stores.js'
 import { loadOrCreateIdentity, type LoadedIdentity } from '../cli/state.js'
 import { packageVersion } from '../cli/version.js'
-import { packetTypeName } from '../core/wire/constants.js'
+import { AGENT_TYPE_NAMES, packetTypeName } from '../core/wire/constants.js'
 import { createLink } from './links.js'
 
 export interface DaemonOptions {

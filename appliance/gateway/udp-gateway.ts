@@ -28,7 +28,7 @@ import { decodePacket, encodeSignedPacket } from '../core/wire/packet.js'
 import { encodeAnnounceBody, verifyAnnouncePacket } from '../core/wire/announce.js'
 import { decodeHandshake } from '../core/wire/handshake.js'
 import {
-  AGENT_TYPES,
+  AGENT_TYPE_NAMES,
   DATA_OVERHEAD,
   DEFAULT_HOP_LIMIT,
   HandshakePattern,
@@ -38,6 +38,7 @@ import {
   VK_DATA,
   VK_PACKET,
   packetTypeName,
+  parseAgentType,
 } from '../core/wire/constants.js'
 
 export interface UdpAddress {
@@ -99,15 +100,8 @@ export interface UdpGatewayOptions {
   linkName?: string
 }
 
-/** The agent message types send() accepts, in the spec's spelling. */
-export const AGENT_TYPE_NAMES: readonly string[] = AGENT_TYPES.map((t) => packetTypeName(t))
-
-/** TASK_REQUEST (any case, `-` or `_`) → PacketType; TypeError listing the valid names otherwise. */
-export function parseAgentType(name: string): PacketType {
-  const wanted = name.trim().toUpperCase().replace(/-/g, '_')
-  for (const t of AGENT_TYPES) if (packetTypeName(t) === wanted) return t
-  throw new TypeError(`unknown message type ${JSON.stringify(name)}; valid types: ${AGENT_TYPE_NAMES.join(', ')}`)
-}
+/** The agent message types send() accepts (kept here for the CLI and tests that import them from the gateway). */
+export { AGENT_TYPE_NAMES, parseAgentType }
 
 /** "127.0.0.1:47800", "[::1]:47800" → {host, port}. TypeError when it does not parse. */
 export function parseAddress(text: string): UdpAddress {

@@ -37,7 +37,7 @@ import { Reassembler, fragment } from '../core/fragment.js'
 import { decodePacket, decrementPacketHop, encodeSignedPacket, reencodePacket, verifyPacketSignature, type PacketFrame } from '../core/wire/packet.js'
 import { encodeAnnounceBody, verifyAnnouncePacket } from '../core/wire/announce.js'
 import { checkDataFrame, dataFlags, dataIsFor, dataType, decrementDataHop } from '../core/wire/data.js'
-import { AGENT_TYPES, DATA_OVERHEAD, DEFAULT_HOP_LIMIT, DH_DST, HandshakePattern, LinkKind, MAX_DATA_PAYLOAD, PacketFlags, PacketType, VK_DATA, VK_FRAGMENT, VK_PACKET, packetTypeName } from '../core/wire/constants.js'
+import { AGENT_TYPES, DEFAULT_HOP_LIMIT, DH_DST, HandshakePattern, LinkKind, MAX_DATA_PAYLOAD, PacketFlags, PacketType, VK_DATA, VK_FRAGMENT, VK_PACKET, packetTypeName, parseAgentType } from '../core/wire/constants.js'
 import { DuplicateFilter } from './dedup.js'
 import { TokenBucket } from './budget.js'
 import { EtxEstimator, addCost, hopCost } from './metric.js'
@@ -191,15 +191,6 @@ const UNRELIABLE_WAIT_MS = 10_000
 const ROUTE_MIN_LIFETIME_MS = 15_000
 /** A flood or an announce is not added to a link with this many frames already waiting. */
 const CONTROL_QUEUE_LIMIT = 4
-
-export const AGENT_TYPE_NAMES: readonly string[] = AGENT_TYPES.map((t) => packetTypeName(t))
-
-/** TASK_REQUEST (any case, `-` or `_`) → PacketType; TypeError listing the valid names otherwise. */
-export function agentType(name: string): PacketType {
-  const wanted = name.trim().toUpperCase().replace(/-/g, '_')
-  for (const t of AGENT_TYPES) if (packetTypeName(t) === wanted) return t
-  throw new TypeError(`unknown message type ${JSON.stringify(name)}; valid types: ${AGENT_TYPE_NAMES.join(', ')}`)
-}
 
 function linkKindCode(kind: string): LinkKind {
   switch (kind) {
@@ -386,7 +377,7 @@ export class MeshNode extends EventEmitter {
    * acknowledged. `to` = '*' floods a signed broadcast to every node (not encrypted).
    */
   async send(to: string, typeName: string, payload: Buffer, opts: { reliable?: boolean; ttlMs?: number } = {}): Promise<{ id: string; acceptedAt: number; broadcast: boolean }> {
-    const type = agentType(typeName)
+    const type = parseAgentType(typeName)
     if (payload.length > MAX_MESSAGE_PAYLOAD) throw new ResourceLimitError(`payload of ${payload.length} bytes exceeds the ${MAX_MESSAGE_PAYLOAD}-byte maximum of one message`)
     if (to === '*') return this.broadcast(type, payload)
     if (!/^[0-9a-f]{32}$/.test(to)) throw new TypeError(`destination must be a node ID of 32 hex digits, got ${JSON.stringify(to)}`)
@@ -1148,4 +1139,3 @@ export function broadcastId(src: Uint8Array, packetId: number): string {
   return b.toString('hex')
 }
 
-export { DATA_OVERHEAD }

@@ -64,3 +64,13 @@ export function packetTypeName(type: number): string {
   if (name === undefined || type === PacketType.Invalid) return `0x${type.toString(16).padStart(2, '0')}`
   return name.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()
 }
+
+/** The agent message types in the spec's spelling (TASK_REQUEST, ...), for help texts and checks. */
+export const AGENT_TYPE_NAMES: readonly string[] = AGENT_TYPES.map((t) => packetTypeName(t))
+
+/** TASK_REQUEST (any case, `-` or `_`) → PacketType; TypeError listing the valid names otherwise. */
+export function parseAgentType(name: string): PacketType {
+  const wanted = name.trim().toUpperCase().replace(/-/g, '_')
+  for (const t of AGENT_TYPES) if (packetTypeName(t) === wanted) return t
+  throw new TypeError(`unknown message type ${JSON.stringify(name)}; valid types: ${AGENT_TYPE_NAMES.join(', ')}`)
+}
