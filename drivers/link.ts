@@ -26,11 +26,13 @@
  *   the link is closing/closed). It returns true while the link can take more, false when the
  *   caller should wait for `drain` (backpressure). A frame that cannot be queued at all (the
  *   queue is at its hard bound) throws ResourceLimitError: nothing is ever dropped silently.
+ *   send() copies the frame before it returns: the caller may reuse or change its buffer at once.
  *   Frames a link must drop later (expired in the queue, medium refused them) are counted in
  *   `stats().dropped` by reason and reported with a `dropped` event.
  * - Priorities: 0 control, 1 interactive (default), 2 bulk. Higher priority frames leave first.
  *
- * Receiving: every frame that arrives is emitted as `frame` with link-level metadata. A link
+ * Receiving: every frame that arrives is emitted as `frame` with link-level metadata; its `data`
+ * is a buffer the link never touches again (a relay may change it in place and send it on). A link
  * never emits a frame it knows to be corrupt (bad CRC at the PHY); it counts it instead.
  */
 import type { EventEmitter } from 'node:events'

@@ -517,7 +517,8 @@ export class MeshNode extends EventEmitter {
   private sendData(to: string, type: number, flags: number, body: Buffer, route: RouteCandidate): boolean {
     let frame: Buffer
     try {
-      frame = Buffer.from(this.sessions.seal(Buffer.from(to, 'hex'), type, flags, body, this.hopLimit))
+      // A view valid until the next seal: sendRouted() hands it to Link.send, which copies it.
+      frame = this.sessions.seal(Buffer.from(to, 'hex'), type, flags, body, this.hopLimit)
     } catch (err) {
       if (!(err instanceof ConnectionLostError)) this.log.debug('seal failed', { peer: to, error: (err as Error).message })
       return false
@@ -677,15 +678,16 @@ export class MeshNode extends EventEmitter {
       this.count('split_horizon')
       return
     }
-    const copy = Buffer.from(frame)
-    if (!decrementDataHop(copy) || copy[3] === 0) {
+    // The received frame is ours (drivers/link.ts) and Link.send copies what it queues: the hop
+    // limit is decremented in place, with no copy of the frame on the relay path.
+    if (!decrementDataHop(frame) || frame[3] === 0) {
       this.count('hop_limit')
       return
     }
-    const type = dataType(copy)
-    const priority: Priority = type === PacketType.Ack ? 0 : (dataFlags(copy) & PacketFlags.Bulk) !== 0 ? 2 : 1
+    const type = dataType(frame)
+    const priority: Priority = type === PacketType.Ack ? 0 : (dataFlags(frame) & PacketFlags.Bulk) !== 0 ? 2 : 1
     const out = this.links.get(route.link)
-    if (out !== undefined && this.sendOn(out, copy, route.nextHop, priority, true)) this.counters.relayed++
+    if (out !== undefined && this.sendOn(out, frame, route.nextHop, priority, true)) this.counters.relayed++
   }
 
   private openData(ml: MeshLink, frame: Buffer, from: string): void {
@@ -786,13 +788,12 @@ export class MeshNode extends EventEmitter {
         this.count('no_route')
         return
       }
-      const copy = Buffer.from(frame)
-      if (!decrementPacketHop(copy) || p.hopLimit <= 1) {
+      if (!decrementPacketHop(frame) || p.hopLimit <= 1) {
         this.count('hop_limit')
         return
       }
       const out = this.links.get(route.link)
-      if (out !== undefined && this.sendOn(out, copy, route.nextHop, p.type === PacketType.Handshake ? 0 : 1, true)) this.counters.relayed++
+      if (out !== undefined && this.sendOn(out, frame, route.nextHop, p.type === PacketType.Handshake ? 0 : 1, true)) this.counters.relayed++
       return
     }
     this.onBroadcast(ml, p, frame, from)
@@ -890,9 +891,8 @@ export class MeshNode extends EventEmitter {
       } else this.count('broadcast_unverified')
     }
     if (p.hopLimit > 1) {
-      const copy = Buffer.from(frame)
-      decrementPacketHop(copy)
-      this.flood(key, ml, from, 0, () => copy)
+      decrementPacketHop(frame)
+      this.flood(key, ml, from, 0, () => frame)
     }
   }
 
