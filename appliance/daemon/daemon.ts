@@ -109,7 +109,10 @@ export async function startDaemon(cfg: GatewayConfig, opts: DaemonOptions): Prom
     },
     routes: () => ({ routes: node.routeTable().map((r) => ({ dst: r.dst, link: r.link, next_hop: r.nextHop, via: r.via, cost: r.cost, hops: r.hops, age_ms: r.ageMs })) }),
     neighbours: () => ({ neighbours: node.neighbourTable().map((n) => ({ node_id: n.nodeId, link: n.link, address: n.address, etx: n.etx, interval_ms: n.intervalMs, last_seen_ms: n.lastSeenMs })) }),
-    outbox: () => ({ messages: node.pendingMessages().map((m) => ({ id: m.id, to: m.to, type: packetTypeName(m.type), bytes: m.payload.length, accepted_at: m.acceptedAt, attempts: m.attempts, expires_at: m.expiresAt, route: node.routeTable().some((r) => r.dst === m.to), last_error: node.lastErrorFor(m.to) })) }),
+    outbox: () => {
+      const reachable = new Set(node.routeTable().map((r) => r.dst))
+      return { messages: node.pendingMessages().map((m) => ({ id: m.id, to: m.to, type: packetTypeName(m.type), bytes: m.payload.length, accepted_at: m.acceptedAt, attempts: m.attempts, expires_at: m.expiresAt, route: reachable.has(m.to), last_error: node.lastErrorFor(m.to) })) }
+    },
   }
   const controlSocket = join(opts.runtimeDir, 'control.sock')
   const control = new ControlServer({ path: controlSocket, handlers, log: opts.log })

@@ -183,8 +183,6 @@ const FLOOD_SUPPRESS_COPIES = 3
 /** A later, cheaper copy of a flood is rebroadcast again at most this many times. */
 const FLOOD_MAX_REBROADCASTS = 2
 const MESSAGE_ID_BYTES = 16
-/** Bytes an end-to-end message ID takes inside a reliable Data frame. */
-export const RELIABLE_OVERHEAD = MESSAGE_ID_BYTES
 /** Longest payload send() takes. */
 export const MAX_MESSAGE_PAYLOAD = MAX_DATA_PAYLOAD - MESSAGE_ID_BYTES
 const UNRELIABLE_WAIT_MS = 10_000
@@ -293,18 +291,6 @@ export class MeshNode extends EventEmitter {
       if (d.reason !== 'no-destination') this.count(`link_${d.reason}`)
     })
     if (this.running) this.openLink(ml)
-  }
-
-  /** Removes a link (closing it); its routes go with it. */
-  async removeLink(name: string): Promise<void> {
-    const ml = this.links.get(name)
-    if (ml === undefined) return
-    this.links.delete(name)
-    if (ml.retryTimer !== null) clearTimeout(ml.retryTimer)
-    ml.link.removeAllListeners('frame')
-    this.applyRouteChanges(this.routes.dropLink(name))
-    for (const [k, n] of this.neighbours) if (n.link === name) this.neighbours.delete(k)
-    await ml.link.close().catch(() => undefined)
   }
 
   /** Opens every link (each on its own: one that fails is retried and does not stop the rest). */
@@ -636,7 +622,7 @@ export class MeshNode extends EventEmitter {
         from = hintAddress(h.prev)
         data = h.frame
       }
-      this.dispatch(ml, data, from, f, false)
+      this.dispatch(ml, data, from, false)
     } catch (err) {
       const code = err instanceof KairoError ? err.code : 'EINTERNAL'
       this.count(code)
@@ -648,13 +634,13 @@ export class MeshNode extends EventEmitter {
     }
   }
 
-  private dispatch(ml: MeshLink, data: Buffer, from: string, f: ReceivedFrame, reassembled: boolean): void {
+  private dispatch(ml: MeshLink, data: Buffer, from: string, reassembled: boolean): void {
     const vk = data[0]
     if (vk === VK_DATA) return this.onData(ml, data, from)
     if (vk === VK_PACKET) return this.onPacket(ml, data, from)
     if (vk === VK_FRAGMENT && !reassembled) {
       const whole = this.reassembler.push(`${ml.name}|${from}`, data)
-      if (whole !== null) this.dispatch(ml, whole, from, f, true)
+      if (whole !== null) this.dispatch(ml, whole, from, true)
       return
     }
     throw new MalformedPacketError(vk === undefined ? 'empty frame' : `first byte 0x${vk.toString(16).padStart(2, '0')} is not a Data, Packet or Fragment frame`, { field: 'vk' })
@@ -860,7 +846,7 @@ export class MeshNode extends EventEmitter {
     const feasible = direct || prior === undefined || cost < prior.bestCost
     const change = this.routes.offer({ dst: src, link: ml.name, nextHop: from, via: nb?.nodeId ?? '', cost, hops, timestamp: body.timestamp, feasible }, lifetime)
     if (change !== null) this.applyRouteChanges([change])
-    if (prior === undefined) this.heardFrom_(src)
+    if (prior === undefined) this.destinationHeard(src)
     // Flood it on, once per announce (and again only for a clearly cheaper copy).
     if (p.hopLimit > 1) this.flood(fkey, ml, from, cost, (hop) => reencodePacket(p, p.hopLimit - 1, hop))
     else if (prior === undefined) this.floodState(fkey, cost)
@@ -902,7 +888,7 @@ export class MeshNode extends EventEmitter {
    * backoff is dropped and they go now: delivery follows the path's return within one announce
    * interval, not within the backoff's minutes.
    */
-  private heardFrom_(peer: string): void {
+  private destinationHeard(peer: string): void {
     const p = this.peers.get(peer)
     if (p === undefined) return
     const route = this.routes.lookup(peer)

@@ -51,8 +51,8 @@ const HYSTERESIS = 0.9
 export class RouteTable {
   private readonly paths = new Map<string, Map<string, RouteCandidate>>()
   private readonly best = new Map<string, RouteCandidate>()
-  /** Newest announce timestamp per destination, and when it first arrived. */
-  private readonly newest = new Map<string, { ts: number; at: number; graceMs: number }>()
+  /** Newest announce timestamp per destination, and the grace period of its paths. */
+  private readonly newest = new Map<string, { ts: number; graceMs: number }>()
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
@@ -73,7 +73,7 @@ export class RouteTable {
     }
     m.set(key, { ...c, updatedAt: t, expiresAt: t + lifetimeMs })
     const n = this.newest.get(c.dst)
-    if (n === undefined || c.timestamp > n.ts) this.newest.set(c.dst, { ts: c.timestamp, at: t, graceMs: Math.min(2000, lifetimeMs / 7) })
+    if (n === undefined || c.timestamp > n.ts) this.newest.set(c.dst, { ts: c.timestamp, graceMs: Math.min(2000, lifetimeMs / 7) })
     return this.reselect(c.dst)
   }
 
@@ -110,11 +110,6 @@ export class RouteTable {
 
   routes(): RouteCandidate[] {
     return [...this.best.values()].sort((a, b) => a.dst.localeCompare(b.dst))
-  }
-
-  /** Every path known to `dst`, best first. */
-  paths_(dst: string): RouteCandidate[] {
-    return [...(this.paths.get(dst)?.values() ?? [])].sort((a, b) => a.cost - b.cost)
   }
 
   get size(): number {

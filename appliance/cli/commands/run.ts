@@ -16,7 +16,6 @@ import { packageVersion } from '../version.js'
 import { embeddedDefaultConfig, loadConfig } from '../../config/load.js'
 import type { GatewayConfig } from '../../config/schema.js'
 import { startDaemon, type Daemon } from '../../daemon/daemon.js'
-import { formatAddress } from '../../gateway/udp-gateway.js'
 
 export const DEFAULT_HOST = '127.0.0.1'
 export const DEFAULT_PORT = 47800
@@ -171,4 +170,3 @@ async function announceAndWait(daemon: Daemon, cfg: GatewayConfig, opts: RunOpti
   process.off('SIGTERM', force)
 }
 
-export { formatAddress }
