@@ -404,8 +404,8 @@ export class MeshNode extends EventEmitter {
     const route = this.routes.lookup(to)
     if (route === undefined) return
     const p = this.peer(to)
-    const waiting = p.unreliable.length > 0 || this.outbox.pending(to).length > 0
-    if (!waiting) return
+    const pending = this.outbox.pending(to)
+    if (p.unreliable.length === 0 && pending.length === 0) return
     const peerId = Buffer.from(to, 'hex')
     const session = p.forceHandshake ? null : this.sessions.sessionFor(peerId)
     if (session === null || session.needsRekey()) {
@@ -418,14 +418,21 @@ export class MeshNode extends EventEmitter {
     }
     const window = this.windowFor(route)
     if (p.inflight.size >= window) return
-    // Before the first round trip is measured, the route's cost (ms per 256 B, summed over the
-    // hops) is the best guess of it: there and back, three times over, within 0.5 s..initialRtoMs.
-    if (p.srtt === 0 && p.backoffMark === -Infinity) p.rto = Math.min(this.initialRtoMs, Math.max(500, 6 * route.cost))
-    for (const m of this.outbox.pending(to)) {
+    if (p.srtt === 0 && p.backoffMark === -Infinity) p.rto = this.firstRto(route, p)
+    for (const m of pending) {
       if (p.inflight.size >= window) break
       if (p.inflight.has(m.id)) continue
       this.transmitMessage(to, p, m, route)
     }
+  }
+
+  /**
+   * The timeout to start from: the measured one (RFC 6298) once there is a round trip, else the
+   * route's cost (ms per 256 B, summed over the hops) there and back, three times over; always
+   * within 0.5 s..initialRtoMs.
+   */
+  private firstRto(route: RouteCandidate, p: PeerState): number {
+    return Math.min(this.initialRtoMs, Math.max(500, 6 * route.cost, p.srtt > 0 ? p.srtt + 4 * p.rttvar : 0))
   }
 
   /**
@@ -893,7 +900,7 @@ export class MeshNode extends EventEmitter {
     if (p === undefined) return
     const route = this.routes.lookup(peer)
     if (route === undefined || this.outbox.pending(peer).length === 0) return
-    const fresh = Math.min(this.initialRtoMs, Math.max(500, 6 * route.cost, p.srtt > 0 ? p.srtt + 4 * p.rttvar : 0))
+    const fresh = this.firstRto(route, p)
     const backedOff = p.rto > 2 * fresh || p.handshakeBackoffMs > 2000 || p.forceHandshake
     if (!backedOff) return
     p.rto = fresh
