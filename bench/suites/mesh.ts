@@ -26,6 +26,7 @@ import { MeshNode } from '../../appliance/mesh/node.js'
 import { openStores } from '../../appliance/mesh/stores.js'
 import { UdpLink } from '../../drivers/udp/link.js'
 import { ratios, type BenchContext, type BenchResult, type Suite } from '../lib.js'
+import { freeUdpPorts } from '../../test/lib/ports.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const BIN = join(ROOT, 'appliance', 'bin', 'kairo-gw.mjs')
@@ -40,14 +41,6 @@ function buildDist(ctx: BenchContext): void {
   execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] })
 }
 
-async function freePort(): Promise<number> {
-  const s = createSocket('udp4')
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))
-  const p = s.address().port
-  await new Promise<void>((r) => s.close(() => r()))
-  return p
-}
-
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m ? Number(m[1]) / 1024 : NaN
@@ -57,7 +50,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function relayBench(ctx: BenchContext): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'kb-'))
-  const [pr, ps, pd] = [await freePort(), await freePort(), await freePort()]
+  const [pr, ps, pd] = (await freeUdpPorts(3)) as [number, number, number]
   writeFileSync(
     join(dir, 'relay.yaml'),
     `node: { name: relay }\nstate_dir: ${dir}/relay\nruntime_dir: ${dir}/run\nlinks:\n  - name: udp0\n    udp: { host: 127.0.0.1, port: ${pr}, discovery: false, peers: ["127.0.0.1:${ps}", "127.0.0.1:${pd}"] }\nmesh: { announce_interval_s: 1 }\n`,

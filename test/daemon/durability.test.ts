@@ -8,11 +8,11 @@ import t, { type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { createSocket } from 'node:dgram'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ControlClient } from '../../appliance/control/client.js'
 import { until } from '../lib/until.js'
+import { freeUdpPorts } from '../lib/ports.js'
 
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -23,14 +23,6 @@ function shortDir(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'kd-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   return dir
-}
-
-async function freePort(): Promise<number> {
-  const s = createSocket('udp4')
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))
-  const port = s.address().port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
 }
 
 interface Gw {
@@ -102,7 +94,7 @@ async function received(gw: Gw): Promise<Array<{ id: string; from: string; paylo
 
 t.test('kill -9 of the relay, the receiver and the sender: nothing accepted is lost, nothing is delivered twice', async (t) => {
   const dir = shortDir(t)
-  const [pa, pr, pb] = [await freePort(), await freePort(), await freePort()]
+  const [pa, pr, pb] = (await freeUdpPorts(3)) as [number, number, number]
   const gws: Gw[] = [
     { name: 'a', config: writeConfig(join(dir, 'a'), 'a', pa, [pr]), proc: null, nodeId: '', socket: '', out: '' },
     { name: 'r', config: writeConfig(join(dir, 'r'), 'r', pr, [pa, pb]), proc: null, nodeId: '', socket: '', out: '' },
@@ -166,7 +158,7 @@ t.test('kill -9 of the relay, the receiver and the sender: nothing accepted is l
 
 t.test('control socket: bad requests get clear errors and the daemon carries on', async (t) => {
   const dir = shortDir(t)
-  const gw: Gw = { name: 'x', config: writeConfig(join(dir, 'x'), 'x', await freePort(), []), proc: null, nodeId: '', socket: '', out: '' }
+  const gw: Gw = { name: 'x', config: writeConfig(join(dir, 'x'), 'x', (await freeUdpPorts(1))[0]!, []), proc: null, nodeId: '', socket: '', out: '' }
   t.teardown(() => gw.proc?.kill('SIGKILL'))
   await start(gw)
   const err = (p: Promise<unknown>) => p.then(() => null, (e: Error & { code?: number; data?: { field?: string } }) => e)

@@ -10,7 +10,7 @@
 import t from 'tap'
 import { UdpLink } from '../../drivers/udp/link.js'
 import { linkConformance } from '../conformance/link.js'
-import { freeUdpPorts } from './lab/ports.js'
+import { freeUdpPorts } from '../lib/ports.js'
 
 for (const host of ['127.0.0.1', '::1']) {
   linkConformance(t, `UdpLink on loopback ${host}`, async () => {

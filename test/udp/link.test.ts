@@ -10,7 +10,7 @@ import { ConfigRejectedError } from '../../appliance/core/errors.js'
 import type { ReceivedFrame } from '../../drivers/link.js'
 import { UDP_BEACON, UDP_DEFAULT_GROUP_PORT, UDP_DEFAULT_GROUP_V4, UDP_DEFAULT_MTU, UdpLink, formatUdpAddress, parseUdpAddress, type UdpLinkOptions, type UdpNeighbour } from '../../drivers/udp/link.js'
 import { until } from '../lib/until.js'
-import { freeUdpPorts } from './lab/ports.js'
+import { freeUdpPorts } from '../lib/ports.js'
 
 function collect(link: UdpLink): ReceivedFrame[] {
   const got: ReceivedFrame[] = []
