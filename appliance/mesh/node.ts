@@ -100,6 +100,27 @@ export interface MeshNodeOptions {
   floodJitterMs?: number
   /** Handshake timeout, ms (default 10000). */
   handshakeTimeoutMs?: number
+  /** What our announces say besides keys and links (read at every announce: the mesh IP can move). */
+  announceInfo?: () => { uuid?: Buffer; meshIp?: number; name?: string }
+  /**
+   * Decides on a peer from its verified announce (the signature is checked first): false refuses
+   * it, and its announce then changes nothing here (no neighbour, no route, not flooded on).
+   */
+  admit?: (peer: AnnouncedPeer) => boolean
+  /** True for a node refused earlier: its handshakes are not answered and its messages not taken. */
+  refused?: (nodeId: string) => boolean
+}
+
+/** A peer as its verified announce describes it. */
+export interface AnnouncedPeer {
+  nodeId: string
+  identityKey: Buffer
+  uuid?: Buffer
+  meshIp?: number
+  name?: string
+  link: string
+  /** Straight from the node (not relayed). */
+  direct: boolean
 }
 
 export interface MeshMessage {
@@ -131,6 +152,8 @@ interface MeshLink {
   openAttempts: number
   retryTimer: NodeJS.Timeout | null
   lastError: string | null
+  /** Removes the listeners addLink put on the driver. */
+  detach?: () => void
   counters: { relayed: number; relayedBytes: number; floods: number; floodsSuppressed: number; floodsCongested: number; announcesSkipped: number; originated: number; received: number }
 }
 
@@ -231,6 +254,9 @@ export class MeshNode extends EventEmitter {
   private readonly maxRtoMs: number
   private readonly window: number
   private readonly floodJitterMs: number
+  private readonly announceInfo: NonNullable<MeshNodeOptions['announceInfo']>
+  private readonly admit: NonNullable<MeshNodeOptions['admit']>
+  private readonly refused: NonNullable<MeshNodeOptions['refused']>
   private lastAnnounceTs = 0
   private announceTimer: NodeJS.Timeout | null = null
   private sweepTimer: NodeJS.Timeout | null = null
@@ -257,6 +283,9 @@ export class MeshNode extends EventEmitter {
     this.maxRtoMs = opts.maxRtoMs ?? 60_000
     this.window = opts.window ?? 8
     this.floodJitterMs = opts.floodJitterMs ?? 40
+    this.announceInfo = opts.announceInfo ?? (() => ({}))
+    this.admit = opts.admit ?? (() => true)
+    this.refused = opts.refused ?? (() => false)
     this.sessions = new SessionManager({ identity: opts.identity, handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000, hopLimit: this.hopLimit })
     this.routes = new RouteTable(this.now)
     this.relayFilter = new DuplicateFilter(60_000, 100_000, this.now)
@@ -282,15 +311,59 @@ export class MeshNode extends EventEmitter {
       counters: { relayed: 0, relayedBytes: 0, floods: 0, floodsSuppressed: 0, floodsCongested: 0, announcesSkipped: 0, originated: 0, received: 0 },
     }
     this.links.set(link.name, ml)
-    link.on('frame', (f: ReceivedFrame) => this.onFrame(ml, f))
-    link.on('state', (s: LinkState) => this.onLinkState(ml, s))
-    link.on('error', (err: Error) => this.log.debug('link error', { link: ml.name, error: err.message }))
+    const onFrame = (f: ReceivedFrame) => this.onFrame(ml, f)
+    const onState = (s: LinkState) => this.onLinkState(ml, s)
+    const onError = (err: Error) => this.log.debug('link error', { link: ml.name, error: err.message })
     // A broadcast on a link with nobody to send it to (no peers, no discovery) is not a loss: the
     // link counts it in its own stats.
-    link.on('dropped', (d: { reason: string; bytes: number }) => {
+    const onDropped = (d: { reason: string; bytes: number }) => {
       if (d.reason !== 'no-destination') this.count(`link_${d.reason}`)
-    })
-    if (this.running) this.openLink(ml)
+    }
+    link.on('frame', onFrame)
+    link.on('state', onState)
+    link.on('error', onError)
+    link.on('dropped', onDropped)
+    ml.detach = () => {
+      link.off('frame', onFrame)
+      link.off('state', onState)
+      link.off('error', onError)
+      link.off('dropped', onDropped)
+    }
+    if (this.running) void this.openLink(ml)
+  }
+
+  /**
+   * Takes a link out of the mesh: its neighbours and the routes through it go (traffic moves to
+   * other links at once), its retry timer stops, and the driver is closed. Resolves when closed;
+   * a driver that does not close within `closeTimeoutMs` is left behind (reported, not awaited).
+   */
+  async removeLink(name: string, closeTimeoutMs = 2000): Promise<Link | undefined> {
+    const ml = this.links.get(name)
+    if (ml === undefined) return undefined
+    this.links.delete(name)
+    if (ml.retryTimer !== null) clearTimeout(ml.retryTimer)
+    ml.retryTimer = null
+    ml.detach?.()
+    for (const [k, n] of this.neighbours) if (n.link === name) this.neighbours.delete(k)
+    this.applyRouteChanges(this.routes.dropLink(name))
+    let timer: NodeJS.Timeout | undefined
+    const closed = await Promise.race([
+      ml.link.close().then(
+        () => true,
+        () => true,
+      ),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), closeTimeoutMs)
+      }),
+    ])
+    clearTimeout(timer)
+    if (!closed) this.log.warn('link did not close in time; left behind', { link: name, timeout_ms: closeTimeoutMs })
+    this.emit('link', { link: name, state: 'removed' })
+    return ml.link
+  }
+
+  hasLink(name: string): boolean {
+    return this.links.has(name)
   }
 
   /** Opens every link (each on its own: one that fails is retried and does not stop the rest). */
@@ -583,7 +656,8 @@ export class MeshNode extends EventEmitter {
   private announceFrame(flags = 0): Buffer {
     this.lastAnnounceTs = Math.max(Date.now(), this.lastAnnounceTs + 1)
     const links = [...this.links.values()].slice(0, 16).map((ml) => ({ kind: linkKindCode(ml.link.kind), name: ml.name.slice(0, 32), mtu: Math.min(65535, ml.link.mtu), bitrate: Math.min(0xffffffff, Math.round(ml.link.bitrate)) }))
-    const body = encodeAnnounceBody({ identityKey: this.identity.identityKey, staticKey: this.identity.static.publicKey, capabilities: 0b11, links, timestamp: this.lastAnnounceTs, intervalMs: this.announceIntervalMs })
+    const info = this.announceInfo()
+    const body = encodeAnnounceBody({ identityKey: this.identity.identityKey, staticKey: this.identity.static.publicKey, capabilities: 0b11, links, timestamp: this.lastAnnounceTs, intervalMs: this.announceIntervalMs, ...info })
     return encodeSignedPacket(this.identity, { type: PacketType.Announce, flags, hopLimit: this.hopLimit, packetId: randomInt(0, 2 ** 32), payload: body })
   }
 
@@ -686,6 +760,10 @@ export class MeshNode extends EventEmitter {
   private openData(ml: MeshLink, frame: Buffer, from: string): void {
     const { session, data } = this.sessions.open(frame)
     const peer = nodeIdToString(session.remoteNodeId)
+    if (this.refused(peer)) {
+      this.count('peer_refused')
+      return
+    }
     const p = this.peers.get(peer)
     if (data.type === PacketType.Ack) {
       this.counters.acksIn++
@@ -793,8 +871,18 @@ export class MeshNode extends EventEmitter {
   }
 
   private onHandshake(ml: MeshLink, p: PacketFrame, from: string): void {
-    const outcome = this.sessions.handleHandshake(p)
     const src = nodeIdToString(p.src)
+    if (this.refused(src)) {
+      this.count('peer_refused')
+      return
+    }
+    const outcome = this.sessions.handleHandshake(p)
+    if (outcome.peer !== null && this.refused(nodeIdToString(outcome.peer))) {
+      // The packet's src said otherwise; the handshake proved who it is. No reply, no session.
+      if (outcome.session !== null) this.sessions.close(outcome.peer)
+      this.count('peer_refused')
+      return
+    }
     if (outcome.reply !== null) {
       const route = this.routes.lookup(src) ?? { dst: src, link: ml.name, nextHop: from, via: '', cost: 0, hops: 1, timestamp: 0, feasible: true, updatedAt: 0, expiresAt: 0 }
       this.sendRouted(route, outcome.reply, 0)
@@ -822,9 +910,17 @@ export class MeshNode extends EventEmitter {
     const src = nodeIdToString(p.src)
     if (src === this.nodeId) return
     this.counters.announcesIn++
+    const direct = p.pathCost === 0
+    const announced: AnnouncedPeer = { nodeId: src, identityKey: body.identityKey, link: ml.name, direct }
+    if (body.uuid !== undefined) announced.uuid = body.uuid
+    if (body.meshIp !== undefined) announced.meshIp = body.meshIp
+    if (body.name !== undefined) announced.name = body.name
+    if (!this.admit(announced)) {
+      this.count('peer_refused')
+      return
+    }
     this.sessions.learn(body)
     const interval = body.intervalMs ?? 0
-    const direct = p.pathCost === 0
     const nkey = `${ml.name}|${from}`
     let nb = this.neighbours.get(nkey)
     if (direct) {
@@ -862,6 +958,10 @@ export class MeshNode extends EventEmitter {
   private onBroadcast(ml: MeshLink, p: PacketFrame, frame: Buffer, from: string): void {
     const src = nodeIdToString(p.src)
     if (src === this.nodeId) return
+    if (this.refused(src)) {
+      this.count('peer_refused')
+      return
+    }
     const key = `b${src}${p.packetId}`
     const seen = this.floods.has(key)
     // Deliver what we can verify: the source's identity key comes from its announces.

@@ -4,7 +4,7 @@ import { DataHeader } from '../../appliance/generated/kairo/aitcp/data-header.js
 import { Identity } from '../../appliance/core/identity.js'
 import { Session } from '../../appliance/core/session.js'
 import { decodePacket, decrementPacketHop, encodePacket, encodeSignedPacket, verifyPacketSignature } from '../../appliance/core/wire/packet.js'
-import { decodeAnnounceBody, encodeAnnounce, openAnnounce } from '../../appliance/core/wire/announce.js'
+import { decodeAnnounceBody, encodeAnnounce, encodeAnnounceBody, openAnnounce } from '../../appliance/core/wire/announce.js'
 import { DATA_HEADER_BYTES, DH_DST, DH_FLAGS, DH_HOP, DH_SEQ, DH_SESSION, DH_TYPE, LinkKind, PacketFlags, PacketType, VK_DATA, packetTypeName } from '../../appliance/core/wire/constants.js'
 import { AuthenticationError, MalformedPacketError } from '../../appliance/core/errors.js'
 
@@ -111,4 +111,29 @@ t.test('packet type names follow the spec', async (t) => {
   t.equal(packetTypeName(PacketType.BroadcastAnnounce), 'BROADCAST_ANNOUNCE')
   t.equal(packetTypeName(PacketType.VectorSync), 'VECTOR_SYNC')
   t.equal(packetTypeName(0x7e), '0x7e')
+})
+
+t.test('announces carry UUID, mesh IP and name, covered by the signature', async (t) => {
+  const alice = Identity.generate()
+  const uuid = Buffer.from('6f1c2a7e9b3d4c5aa1b2c3d4e5f60718', 'hex')
+  const body = encodeAnnounceBody({ identityKey: alice.identityKey, staticKey: alice.static.publicKey, capabilities: 0, links: [], timestamp: 5, uuid, meshIp: (100 << 24) | (64 << 16) | (7 << 8) | 9, name: 'gw-north' })
+  const d = decodeAnnounceBody(body)
+  t.same(d.uuid, uuid)
+  t.equal(d.meshIp, (((100 << 24) | (64 << 16) | (7 << 8) | 9) >>> 0))
+  t.equal(d.name, 'gw-north')
+  // Absent fields stay absent.
+  const bare = decodeAnnounceBody(encodeAnnounceBody({ identityKey: alice.identityKey, staticKey: alice.static.publicKey, capabilities: 0, links: [], timestamp: 5 }))
+  t.equal(bare.uuid, undefined)
+  t.equal(bare.meshIp, undefined)
+  t.equal(bare.name, undefined)
+  // A UUID of the wrong length is malformed, named by field.
+  const bad = encodeAnnounceBody({ identityKey: alice.identityKey, staticKey: alice.static.publicKey, capabilities: 0, links: [], timestamp: 5, uuid: Buffer.alloc(15) })
+  t.throws(() => decodeAnnounceBody(bad), { name: 'MalformedPacketError', message: /uuid/ })
+  // Changing the mesh IP inside a signed announce breaks the signature.
+  const signed = encodeSignedPacket(alice, { type: PacketType.Announce, hopLimit: 4, packetId: 1, payload: body })
+  const tampered = Buffer.from(signed)
+  const at = tampered.indexOf(Buffer.from('gw-north'))
+  tampered[at] ^= 1
+  t.throws(() => openAnnounce(tampered))
+  t.equal(openAnnounce(signed).body.name, 'gw-north')
 })

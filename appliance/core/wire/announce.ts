@@ -34,6 +34,9 @@ export const ANNOUNCE_SPEC: TableSpec = {
     { name: 'links', kind: 'tables', table: LINK_SPEC, maxCount: MAX_ANNOUNCED_LINKS },
     { name: 'timestamp', kind: 'scalar', size: 8 },
     { name: 'interval_ms', kind: 'scalar', size: 4 },
+    { name: 'uuid', kind: 'bytes', exactLength: 16 },
+    { name: 'mesh_ip', kind: 'scalar', size: 4 },
+    { name: 'name', kind: 'string', maxLength: 32 },
   ],
 }
 
@@ -53,6 +56,12 @@ export interface AnnounceBody {
   timestamp: number
   /** How often the node announces, ms (0: unknown). Optional when encoding. */
   intervalMs?: number
+  /** The node's UUID, 16 bytes (absent: not announced). */
+  uuid?: Buffer
+  /** Mesh IPv4 address as an unsigned 32-bit integer (absent or 0: none). */
+  meshIp?: number
+  /** The node's name (not trusted, not unique). */
+  name?: string
 }
 
 export function encodeAnnounceBody(a: AnnounceBody): Buffer {
@@ -69,6 +78,8 @@ export function encodeAnnounceBody(a: AnnounceBody): Buffer {
   const linksVec = Announce.createLinksVector(b, links)
   const ik = Announce.createIdentityKeyVector(b, a.identityKey)
   const sk = Announce.createStaticKeyVector(b, a.staticKey)
+  const uuid = a.uuid !== undefined ? Announce.createUuidVector(b, a.uuid) : 0
+  const name = a.name !== undefined ? b.createString(a.name) : 0
   Announce.startAnnounce(b)
   Announce.addIdentityKey(b, ik)
   Announce.addStaticKey(b, sk)
@@ -76,6 +87,9 @@ export function encodeAnnounceBody(a: AnnounceBody): Buffer {
   Announce.addLinks(b, linksVec)
   Announce.addTimestamp(b, BigInt(a.timestamp))
   if (a.intervalMs) Announce.addIntervalMs(b, a.intervalMs >>> 0)
+  if (uuid !== 0) Announce.addUuid(b, uuid)
+  if (a.meshIp) Announce.addMeshIp(b, a.meshIp >>> 0)
+  if (name !== 0) Announce.addName(b, name)
   Announce.finishAnnounceBuffer(b, Announce.endAnnounce(b))
   return Buffer.from(b.asUint8Array())
 }
@@ -92,7 +106,19 @@ export function decodeAnnounceBody(buf: Uint8Array): AnnounceBody {
   if (ts > BigInt(Number.MAX_SAFE_INTEGER)) throw new MalformedPacketError('Announce.timestamp is out of range', { field: 'Announce.timestamp' })
   const ik = a.identityKeyArray()!
   const sk = a.staticKeyArray()!
-  return { identityKey: Buffer.from(ik), staticKey: Buffer.from(sk), capabilities: a.capabilities(), links, timestamp: Number(ts), intervalMs: a.intervalMs() }
+  const uuid = a.uuidArray()
+  const name = a.name()
+  return {
+    identityKey: Buffer.from(ik),
+    staticKey: Buffer.from(sk),
+    capabilities: a.capabilities(),
+    links,
+    timestamp: Number(ts),
+    intervalMs: a.intervalMs(),
+    ...(uuid !== null ? { uuid: Buffer.from(uuid) } : {}),
+    ...(a.meshIp() !== 0 ? { meshIp: a.meshIp() } : {}),
+    ...(name !== null ? { name } : {}),
+  }
 }
 
 /** Builds the signed Packet frame announcing `identity`. */
