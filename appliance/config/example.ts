@@ -46,4 +46,15 @@ store:
   ttl_s: 86400                   # 1..31536000, default 86400 (a day)
 logging:
   level: info                    # debug | info | warn, default info
+  time_zone: Asia/Tokyo          # dates and times of CoordinationNode_YYYYMMDD.log; IANA name, default Asia/Tokyo (JST)
+peers:
+  mode: tofu                     # tofu (default): admit any peer, pin the first key seen for its UUID;
+                                 #   allowlist: admit only the entries below
+  allow:                         # node_id or key (kairo-gw keys show prints both), optional name
+    - { node_id: 5f0c6a1e9d2b4c7a8e3f1b2c3d4e5f60, name: gw2 }
+    - key: 3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29
+audit:                           # the VoV audit log (docs/vov-log.md)
+  max_file_mb: 16                # a new file after this size, 1..4096, default 16
+  max_file_age_h: 24             # ... or this age, default 24
+  key_lifetime_h: 24             # the log-signing key is replaced after this long, default 24
 `

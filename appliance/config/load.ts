@@ -24,6 +24,8 @@ import {
   LOG_LEVELS,
   LORA_BACKENDS,
   NODE_NAME_RE,
+  PEER_MODES,
+  type PeersConfig,
   UNIX_SOCKET_PATH_MAX_BYTES,
   type EthernetLinkConfig,
   type GatewayConfig,
@@ -37,16 +39,19 @@ import {
 /** Largest config file read, bytes. */
 export const MAX_CONFIG_BYTES = 1024 * 1024
 
-const TOP_KEYS = ['node', 'state_dir', 'runtime_dir', 'links', 'mesh', 'store', 'logging'] as const
+const TOP_KEYS = ['node', 'state_dir', 'runtime_dir', 'links', 'mesh', 'store', 'logging', 'peers', 'audit', 'policy_file'] as const
 const NODE_KEYS = ['name'] as const
 const LINK_KEYS = ['name', 'enabled', 'budget_bytes_per_s', ...LINK_DRIVERS] as const
 const UDP_KEYS = ['host', 'port', 'interface', 'group', 'discovery', 'peers', 'mtu'] as const
 const ETHERNET_KEYS = ['interface'] as const
 const RAW_IP_KEYS = ['interface', 'address', 'peers', 'broadcast'] as const
-const LORA_KEYS = ['port', 'backend', 'region', 'frequency_mhz', 'spreading_factor', 'bandwidth_khz', 'coding_rate', 'tx_power_dbm', 'sync_word', 'preamble_symbols', 'time_scale', 'baud_rate'] as const
+const LORA_KEYS = ['port', 'backend', 'region', 'frequency_mhz', 'spreading_factor', 'bandwidth_khz', 'coding_rate', 'tx_power_dbm', 'sync_word', 'preamble_symbols', 'time_scale', 'baud_rate', 'emulated'] as const
 const MESH_KEYS = ['announce_interval_s', 'hop_limit'] as const
 const STORE_KEYS = ['max_messages', 'max_bytes', 'ttl_s'] as const
-const LOGGING_KEYS = ['level'] as const
+const LOGGING_KEYS = ['level', 'time_zone'] as const
+const PEERS_KEYS = ['mode', 'allow'] as const
+const ALLOW_KEYS = ['node_id', 'key', 'name'] as const
+const AUDIT_KEYS = ['max_file_mb', 'max_file_age_h', 'key_lifetime_h'] as const
 
 /** The file key of each RadioConfig field (the driver names problems by field). */
 const RADIO_KEYS: Readonly<Record<keyof RadioConfig, string>> = {
@@ -88,6 +93,12 @@ const KEY_ALIASES: Readonly<Record<string, string>> = {
   log_level: 'level',
   statedir: 'state_dir',
   runtimedir: 'runtime_dir',
+  timezone: 'time_zone',
+  tz: 'time_zone',
+  policy: 'policy_file',
+  allowlist: 'allow',
+  id: 'node_id',
+  public_key: 'key',
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -569,7 +580,9 @@ function driverMessage(p: ConfigProblem): string {
 const mhz = (hz: number) => String(hz / 1e6)
 
 function loraBlock(s: Section): LoraLinkConfig {
-  const port = s.fsPath('port', { required: true }) ?? ''
+  const emulated = s.bool('emulated') ?? false
+  if (emulated && s.present('port')) s.problem('port', 'an emulated radio has no serial port: remove port, or emulated: true')
+  const port = emulated ? '' : (s.fsPath('port', { required: true }) ?? '')
   const backend = s.choice('backend', LORA_BACKENDS) ?? DEFAULTS.lora.backend
   const regionName = s.choice('region', Object.keys(REGIONS)) ?? DEFAULTS.lora.region
   const region = s.bad.has('region') ? undefined : REGIONS[regionName]
@@ -611,7 +624,7 @@ function loraBlock(s: Section): LoraLinkConfig {
     }
     s.problem(key, s.present(key) ? message : `the default ${message}; set ${key}`)
   }
-  return { port, backend, region: regionName, radio, timeScale, baudRate }
+  return { port, emulated, backend, region: regionName, radio, timeScale, baudRate }
 }
 
 /** coding_rate: 5..8, or "4/5".."4/8" as text. */
@@ -674,7 +687,7 @@ function link(c: Checker, item: Val & { path: string }, claims: Claims): LinkCon
         }
         case 'lora': {
           const lora = loraBlock(b)
-          if (!b.bad.has('port')) claim('port', `serial ${lora.port}`, lora.port)
+          if (!b.bad.has('port') && !lora.emulated) claim('port', `serial ${lora.port}`, lora.port)
           return { ...common, driver: 'lora', lora }
         }
       }
@@ -726,6 +739,30 @@ function validate(c: Checker, root: unknown): GatewayConfig | undefined {
 
   const logSec = top.section('logging', LOGGING_KEYS)
   const level = logSec.choice('level', LOG_LEVELS) ?? DEFAULTS.logging.level
+  const timeZone = logSec.string('time_zone', { check: timeZoneProblem }) ?? DEFAULTS.logging.timeZone
+
+  const peersSec = top.section('peers', PEERS_KEYS)
+  const mode = peersSec.choice('mode', PEER_MODES) ?? DEFAULTS.peers.mode
+  const allow: PeersConfig['allow'] = []
+  for (const item of peersSec.list('allow') ?? []) {
+    const e = new Section(c, item.path, item.node, item.at, ALLOW_KEYS)
+    if (e.broken) {
+      c.add(item.path, `must be a mapping with node_id: or key: (and an optional name:), got ${describe(item.node)}`, item.at)
+      continue
+    }
+    const nodeId = e.string('node_id', { check: (v) => (/^[0-9a-fA-F]{32}$/.test(v) ? null : `must be a node ID of 32 hex digits, got ${JSON.stringify(v)}`) })
+    const key = e.string('key', { check: (v) => (/^[0-9a-fA-F]{64}$/.test(v) ? null : `must be an Ed25519 public key of 64 hex digits, got ${JSON.stringify(v)}`) })
+    const label = e.string('name', { check: nodeNameProblem })
+    if (!e.present('node_id') && !e.present('key')) c.add(item.path, 'needs node_id: or key: (kairo-gw keys show prints both)', item.at)
+    allow.push({ ...(nodeId !== undefined && { nodeId: nodeId.toLowerCase() }), ...(key !== undefined && { key: key.toLowerCase() }), ...(label !== undefined && { name: label }) })
+  }
+  if (mode === 'allowlist' && allow.length === 0 && !peersSec.bad.has('allow')) peersSec.problem(peersSec.present('allow') ? 'allow' : 'mode', 'allowlist mode with no entries would refuse every peer; list them under peers.allow')
+
+  const auditSec = top.section('audit', AUDIT_KEYS)
+  const maxFileMb = auditSec.number('max_file_mb', LIMITS.maxFileMb) ?? DEFAULTS.audit.maxFileMb
+  const maxFileAgeH = auditSec.number('max_file_age_h', LIMITS.maxFileAgeH) ?? DEFAULTS.audit.maxFileAgeH
+  const keyLifetimeH = auditSec.number('key_lifetime_h', LIMITS.keyLifetimeH) ?? DEFAULTS.audit.keyLifetimeH
+  const policyFile = top.fsPath('policy_file')
 
   return {
     node: { name },
@@ -734,7 +771,19 @@ function validate(c: Checker, root: unknown): GatewayConfig | undefined {
     links,
     mesh: { announceIntervalMs: Math.round(announceS * 1000), hopLimit },
     store: { maxMessages, maxBytes, ttlMs: Math.round(ttlS * 1000) },
-    logging: { level },
+    logging: { level, timeZone },
+    peers: { mode, allow },
+    audit: { maxFileBytes: Math.round(maxFileMb * 1024 * 1024), maxFileAgeMs: Math.round(maxFileAgeH * 3_600_000), keyLifetimeMs: Math.round(keyLifetimeH * 3_600_000) },
+    ...(policyFile !== undefined && { policyFile }),
+  }
+}
+
+function timeZoneProblem(tz: string): string | null {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz })
+    return null
+  } catch {
+    return `${JSON.stringify(tz)} is not a time zone this system knows (an IANA name such as Asia/Tokyo, Europe/Berlin or UTC)`
   }
 }
 
@@ -817,7 +866,10 @@ export function loadConfig(file: string): GatewayConfig {
   return parseConfig(bytes.toString('utf8'), file)
 }
 
-/** The configuration `npm start` / a bare `kairo-gw run` uses: one UDP link on 127.0.0.1, no discovery. */
+/**
+ * The configuration `npm start` / a bare `kairo-gw run` uses: no hardware, no root. A UDP link on
+ * 127.0.0.1 (no discovery) and an emulated LoRa link (needs socat).
+ */
 export function embeddedDefaultConfig(opts: { stateDir: string; runtimeDir: string; udpPort: number }): GatewayConfig {
   return {
     node: { name: defaultNodeName() },
@@ -831,9 +883,19 @@ export function embeddedDefaultConfig(opts: { stateDir: string; runtimeDir: stri
         driver: 'udp',
         udp: { host: '127.0.0.1', port: opts.udpPort, discovery: false, peers: [] },
       },
+      {
+        // A LoRa radio with no hardware: the MCU emulator on a PTY pair, alone on its own air.
+        name: 'lora0',
+        enabled: DEFAULTS.link.enabled,
+        budgetBytesPerS: DEFAULTS.link.budgetBytesPerS,
+        driver: 'lora',
+        lora: { port: '', emulated: true, backend: DEFAULTS.lora.backend, region: DEFAULTS.lora.region, radio: { ...DEFAULT_RADIO }, timeScale: DEFAULTS.lora.timeScale, baudRate: DEFAULTS.lora.baudRate },
+      },
     ],
     mesh: { announceIntervalMs: DEFAULTS.mesh.announceIntervalS * 1000, hopLimit: DEFAULTS.mesh.hopLimit },
     store: { maxMessages: DEFAULTS.store.maxMessages, maxBytes: DEFAULTS.store.maxBytes, ttlMs: DEFAULTS.store.ttlS * 1000 },
-    logging: { level: DEFAULTS.logging.level },
+    logging: { level: DEFAULTS.logging.level, timeZone: DEFAULTS.logging.timeZone },
+    peers: { mode: DEFAULTS.peers.mode, allow: [] },
+    audit: { maxFileBytes: DEFAULTS.audit.maxFileMb * 1024 * 1024, maxFileAgeMs: DEFAULTS.audit.maxFileAgeH * 3_600_000, keyLifetimeMs: DEFAULTS.audit.keyLifetimeH * 3_600_000 },
   }
 }

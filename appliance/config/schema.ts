@@ -56,8 +56,13 @@ export interface RawIpLinkConfig {
 
 /** LoRaLink options (drivers/lora/link.ts). */
 export interface LoraLinkConfig {
-  /** Serial device or PTY path (absolute). */
+  /** Serial device or PTY path (absolute); '' when `emulated`. */
   port: string
+  /**
+   * No hardware: the daemon makes a PTY pair (socat) in its runtime dir and runs the companion-MCU
+   * emulator on the other end, alone on its own emulated air (drivers/lora/emulated.ts).
+   */
+  emulated: boolean
   backend: LoraBackendKind
   /** A key of REGIONS (drivers/lora/radio.ts). Default EU868. */
   region: string
@@ -103,6 +108,26 @@ export interface StoreConfig {
 
 export interface LoggingConfig {
   level: LogLevel
+  /** IANA time zone of the CoordinationNode_YYYYMMDD.log timestamps and file dates. Default Asia/Tokyo (JST). */
+  timeZone: string
+}
+
+export type PeerMode = 'tofu' | 'allowlist'
+export const PEER_MODES: readonly PeerMode[] = ['tofu', 'allowlist']
+
+/** Who may join: trust on first use (the first key seen for a UUID is pinned), or a list. */
+export interface PeersConfig {
+  mode: PeerMode
+  /** Allowlist entries (node ID or Ed25519 key, hex, lower case); in tofu mode, always admitted. */
+  allow: Array<{ nodeId?: string; key?: string; name?: string }>
+}
+
+/** The VoV audit log (docs/vov-log.md). */
+export interface AuditConfig {
+  maxFileBytes: number
+  maxFileAgeMs: number
+  /** The log-signing key is replaced after this long (default 24 h). */
+  keyLifetimeMs: number
 }
 
 export interface GatewayConfig {
@@ -115,6 +140,10 @@ export interface GatewayConfig {
   mesh: MeshConfig
   store: StoreConfig
   logging: LoggingConfig
+  peers: PeersConfig
+  audit: AuditConfig
+  /** The .klp-policy file (absolute); enforcement comes with the policy engine (issue 7). */
+  policyFile?: string
 }
 
 /** Defaults of the file's optional keys, in the file's units. */
@@ -124,7 +153,9 @@ export const DEFAULTS = Object.freeze({
   link: { enabled: true, budgetBytesPerS: 0 },
   mesh: { announceIntervalS: 10, hopLimit: 16 },
   store: { maxMessages: 10_000, maxBytes: 16 * 1024 * 1024, ttlS: 86_400 },
-  logging: { level: 'info' as LogLevel },
+  logging: { level: 'info' as LogLevel, timeZone: 'Asia/Tokyo' },
+  peers: { mode: 'tofu' as PeerMode },
+  audit: { maxFileMb: 16, maxFileAgeH: 24, keyLifetimeH: 24 },
 })
 
 /** Ranges of the numeric keys (inclusive), in the file's units. LoRa radio ranges are the driver's. */
@@ -140,6 +171,9 @@ export const LIMITS = Object.freeze({
   maxBytes: [1024, 1024 ** 4],
   ttlS: [1, 31_536_000],
   baudRate: [1200, 4_000_000],
+  maxFileMb: [1, 4096],
+  maxFileAgeH: [1, 24 * 366],
+  keyLifetimeH: [1, 24 * 31],
 } as const satisfies Record<string, readonly [number, number]>)
 
 /** Linux IFNAMSIZ is 16 including the NUL: an interface name has at most 15 bytes. */

@@ -72,6 +72,7 @@ t.test('the annotated example (every driver, every key) is valid and normalised'
         driver: 'lora',
         lora: {
           port: '/dev/ttyACM0',
+          emulated: false,
           backend: 'firmware-bridge',
           region: 'EU868',
           radio: { frequencyHz: 869_525_000, spreadingFactor: 9, bandwidthHz: 125_000, codingRate: 5, txPowerDbm: 14, syncWord: 0x12, preambleSymbols: 8 },
@@ -82,7 +83,12 @@ t.test('the annotated example (every driver, every key) is valid and normalised'
     ],
     mesh: { announceIntervalMs: 10_000, hopLimit: 16 },
     store: { maxMessages: 10_000, maxBytes: 16_777_216, ttlMs: 86_400_000 },
-    logging: { level: 'info' },
+    logging: { level: 'info', timeZone: 'Asia/Tokyo' },
+    peers: {
+      mode: 'tofu',
+      allow: [{ nodeId: '5f0c6a1e9d2b4c7a8e3f1b2c3d4e5f60', name: 'gw2' }, { key: '3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29' }],
+    },
+    audit: { maxFileBytes: 16 * 1024 * 1024, maxFileAgeMs: 86_400_000, keyLifetimeMs: 86_400_000 },
   }
   t.strictSame(cfg, expected)
   // The same settings written as JSON (JSON is YAML) give the same configuration.
@@ -129,6 +135,7 @@ logging: { level: debug }
   t.strictSame(cfg.links[2], { name: 'r', enabled: true, budgetBytesPerS: 0, driver: 'raw_ip', rawIp: { peers: [], address: '10.9.0.1', broadcast: '10.9.0.255' } })
   t.strictSame(cfg.links[3]!.lora, {
     port: '/srv/gw/conf/tty/lora',
+    emulated: false,
     backend: 'rnode',
     region: 'US915',
     radio: { frequencyHz: 915_200_000, bandwidthHz: 7_800, spreadingFactor: 12, codingRate: 8, txPowerDbm: 22, syncWord: 0x34, preambleSymbols: 16 },
@@ -137,7 +144,8 @@ logging: { level: debug }
   })
   t.strictSame(cfg.mesh, { announceIntervalMs: 5000, hopLimit: 64 })
   t.strictSame(cfg.store, { maxMessages: 1, maxBytes: 1024, ttlMs: 1500 })
-  t.strictSame(cfg.logging, { level: 'debug' })
+  t.strictSame(cfg.logging, { level: 'debug', timeZone: 'Asia/Tokyo' })
+  t.strictSame(cfg.peers, { mode: 'tofu', allow: [] })
   const lora = parseConfig('links: [{name: l, lora: {port: /dev/ttyUSB0}}]', FILE).links[0]!
   t.equal(lora.driver, 'lora')
   t.strictSame(lora.lora?.radio, { ...DEFAULT_RADIO }, 'the driver defaults')
@@ -208,12 +216,12 @@ t.test('each class of problem: exact message and line', async (t) => {
     {
       what: 'unknown key, nothing close',
       text: udpLink('', 'colour: blue\n'),
-      expect: [['colour', 'unknown key (known keys here: node, state_dir, runtime_dir, links, mesh, store, logging)', 'colour']],
+      expect: [['colour', 'unknown key (known keys here: node, state_dir, runtime_dir, links, mesh, store, logging, peers, audit, policy_file)', 'colour']],
     },
     {
       what: 'unknown key with an odd name',
       text: udpLink('', '"a b": 1\n'),
-      expect: [['["a b"]', 'unknown key (known keys here: node, state_dir, runtime_dir, links, mesh, store, logging)', 'a b']],
+      expect: [['["a b"]', 'unknown key (known keys here: node, state_dir, runtime_dir, links, mesh, store, logging, peers, audit, policy_file)', 'a b']],
     },
     {
       what: 'a number where text belongs',
@@ -470,8 +478,8 @@ t.test('whole-file problems: YAML syntax, empty, not a mapping, several document
   t.strictSame(linesOf('links:\n  - *a\n  - &a {name: x, udp: {}}\n'), ['links[0]: *a names no anchor: &a must come before it (config.yaml:2)'])
   t.strictSame(linesOf(''), ['config.yaml:1: the file has no settings; it needs at least a links: list (kairo-gw config check --help shows an example)'])
   t.strictSame(linesOf('# only a comment\n'), ['config.yaml:1: the file has no settings; it needs at least a links: list (kairo-gw config check --help shows an example)'])
-  t.strictSame(linesOf('\n\n- a\n'), ['config.yaml:3: the top level must be a mapping of keys (node, state_dir, runtime_dir, links, mesh, store, logging), got a list'])
-  t.strictSame(linesOf('42'), ['config.yaml:1: the top level must be a mapping of keys (node, state_dir, runtime_dir, links, mesh, store, logging), got 42'])
+  t.strictSame(linesOf('\n\n- a\n'), ['config.yaml:3: the top level must be a mapping of keys (node, state_dir, runtime_dir, links, mesh, store, logging, peers, audit, policy_file), got a list'])
+  t.strictSame(linesOf('42'), ['config.yaml:1: the top level must be a mapping of keys (node, state_dir, runtime_dir, links, mesh, store, logging, peers, audit, policy_file), got 42'])
   t.strictSame(linesOf('\uFEFFlinks: [{name: a, udp: {port: 70000}}]'), ['links[0].udp.port: 70000 is out of range 0..65535 (config.yaml:1)'], 'a BOM is skipped')
 })
 
@@ -566,7 +574,7 @@ links:
     'links[1].udp["<<"]: a merge takes a mapping or a list of them (usually *anchor), got 5 (config.yaml:8)',
   ])
   t.strictSame(linesOf('x-a: &a { <<: *a }\nlinks:\n  - name: u\n    udp: *a\n').length >= 0, true, 'a merge of itself ends')
-  t.strictSame(linesOf('"<<": 1\nlinks: [{name: u, udp: {}}]\n'), ['["<<"]: unknown key (known keys here: node, state_dir, runtime_dir, links, mesh, store, logging) (config.yaml:1)'], 'a quoted << is a plain key')
+  t.strictSame(linesOf('"<<": 1\nlinks: [{name: u, udp: {}}]\n'), ['["<<"]: unknown key (known keys here: node, state_dir, runtime_dir, links, mesh, store, logging, peers, audit, policy_file) (config.yaml:1)'], 'a quoted << is a plain key')
 })
 
 t.test('loadConfig: reads the file, names it in every error', async (t) => {
@@ -617,19 +625,24 @@ t.test('loadConfig: reads the file, names it in every error', async (t) => {
   t.equal((t.throws(() => loadConfig(bad)) as ConfigFileError).message, `links[0].udp.port: -1 is out of range 0..65535 (${bad}:3)`)
 })
 
-t.test('embeddedDefaultConfig: one UDP link on 127.0.0.1, no discovery', async (t) => {
+t.test('embeddedDefaultConfig: UDP on 127.0.0.1 (no discovery) and an emulated LoRa radio', async (t) => {
   const cfg = embeddedDefaultConfig({ stateDir: 'var/state', runtimeDir: '/tmp/kairo-run', udpPort: 47800 })
   t.strictSame(cfg, {
     node: { name: defaultNodeName() },
     stateDir: resolve('var/state'),
     runtimeDir: '/tmp/kairo-run',
-    links: [{ name: 'udp0', enabled: true, budgetBytesPerS: 0, driver: 'udp', udp: { host: '127.0.0.1', port: 47800, discovery: false, peers: [] } }],
+    links: [
+      { name: 'udp0', enabled: true, budgetBytesPerS: 0, driver: 'udp', udp: { host: '127.0.0.1', port: 47800, discovery: false, peers: [] } },
+      { name: 'lora0', enabled: true, budgetBytesPerS: 0, driver: 'lora', lora: { port: '', emulated: true, backend: 'firmware-bridge', region: 'EU868', radio: { ...DEFAULT_RADIO }, timeScale: 1, baudRate: 115_200 } },
+    ],
     mesh: { announceIntervalMs: 10_000, hopLimit: 16 },
     store: { maxMessages: 10_000, maxBytes: 16_777_216, ttlMs: 86_400_000 },
-    logging: { level: 'info' },
+    logging: { level: 'info', timeZone: 'Asia/Tokyo' },
+    peers: { mode: 'tofu', allow: [] },
+    audit: { maxFileBytes: 16 * 1024 * 1024, maxFileAgeMs: 86_400_000, keyLifetimeMs: 86_400_000 },
   })
   // The same thing written as a file gives the same configuration.
-  const text = `node: { name: ${defaultNodeName()} }\nstate_dir: ${resolve('var/state')}\nruntime_dir: /tmp/kairo-run\nlinks:\n  - name: udp0\n    udp: { host: 127.0.0.1, port: 47800, discovery: false }\n`
+  const text = `node: { name: ${defaultNodeName()} }\nstate_dir: ${resolve('var/state')}\nruntime_dir: /tmp/kairo-run\nlinks:\n  - name: udp0\n    udp: { host: 127.0.0.1, port: 47800, discovery: false }\n  - name: lora0\n    lora: { emulated: true }\n`
   t.strictSame(parseConfig(text, FILE), cfg)
 })
 
@@ -643,4 +656,53 @@ t.test('helpers: host names as node names, key suggestions', async (t) => {
   t.equal(suggestKey('hop-limit', ['hop_limit']), 'hop_limit')
   t.equal(suggestKey('bw', ['bandwidth_khz']), 'bandwidth_khz')
   t.equal(suggestKey('zzz', ['port', 'host']), undefined)
+})
+
+t.test('peers, audit, time zone and emulated radios: values and problems', async (t) => {
+  const ok = parseConfig(
+    `links: [{name: l, lora: {emulated: true}}]
+logging: { time_zone: Europe/Berlin }
+peers:
+  mode: allowlist
+  allow:
+    - { node_id: 5F0C6A1E9D2B4C7A8E3F1B2C3D4E5F60, name: gw2 }
+audit: { max_file_mb: 0.5e1, max_file_age_h: 6, key_lifetime_h: 1 }
+policy_file: site.klp-policy
+`,
+    '/etc/kairo-gw/config.yaml',
+  )
+  t.equal(ok.logging.timeZone, 'Europe/Berlin')
+  t.strictSame(ok.peers, { mode: 'allowlist', allow: [{ nodeId: '5f0c6a1e9d2b4c7a8e3f1b2c3d4e5f60', name: 'gw2' }] })
+  t.strictSame(ok.audit, { maxFileBytes: 5 * 1024 * 1024, maxFileAgeMs: 6 * 3_600_000, keyLifetimeMs: 3_600_000 })
+  t.equal(ok.policyFile, '/etc/kairo-gw/site.klp-policy')
+  t.equal(ok.links[0]!.driver === 'lora' && ok.links[0]!.lora.emulated, true)
+
+  const text = `links:
+  - name: l
+    lora: { emulated: true, port: /dev/ttyACM0 }
+logging: { time_zone: Mars/Olympus }
+peers:
+  mode: allowlist
+  allow:
+    - { name: nobody }
+    - { node_id: 12, key: zz }
+    - just-a-string
+audit: { key_lifetime_h: 0 }
+`
+  t.strictSame(
+    problemsOf(text).map((p) => `${p.path}: ${p.message} (${p.line})`),
+    [
+      'links[0].lora.port: an emulated radio has no serial port: remove port, or emulated: true (3)',
+      'logging.time_zone: "Mars/Olympus" is not a time zone this system knows (an IANA name such as Asia/Tokyo, Europe/Berlin or UTC) (4)',
+      'peers.allow[0]: needs node_id: or key: (kairo-gw keys show prints both) (8)',
+      'peers.allow[1].node_id: must be text, got 12 (quote it if it is meant as text: "12") (9)',
+      'peers.allow[1].key: must be an Ed25519 public key of 64 hex digits, got "zz" (9)',
+      'peers.allow[2]: must be a mapping with node_id: or key: (and an optional name:), got "just-a-string" (10)',
+      'audit.key_lifetime_h: 0 is out of range 1..744 (11)',
+    ],
+  )
+  t.strictSame(
+    problemsOf('links: [{name: u, udp: {}}]\npeers: { mode: allowlist }\n').map((p) => `${p.path}: ${p.message}`),
+    ['peers.mode: allowlist mode with no entries would refuse every peer; list them under peers.allow'],
+  )
 })
