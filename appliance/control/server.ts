@@ -35,19 +35,22 @@ import {
   type JsonRpcId,
   type JsonRpcResponse,
 } from './protocol.js'
+import { peerCredentials } from '../system/peer-cred.js'
 
 export interface ControlPeer {
   pid?: number
   uid?: number
   gid?: number
+  /** The uid's name in /etc/passwd, when it has one. */
+  user?: string
 }
 
 export interface ControlContext {
   /**
-   * Credentials of the connected process. Always empty for now.
-   * TODO(issue 5): fill from SO_PEERCRED. Node exposes no SO_PEERCRED (nor getpeereid) on Unix
-   * sockets and the appliance takes no native module for it; until then the socket's 0660 mode
-   * and group are the access control, and handlers must not rely on the peer.
+   * Credentials of the connected process, read once at accept with SO_PEERCRED (kairo-native:
+   * appliance/system/peer-cred.ts). Empty when they cannot be had (the addon is not built): the
+   * socket's 0660 mode and group are the access control; handlers record the peer, they do not
+   * decide on it.
    */
   peer: ControlPeer
 }
@@ -273,12 +276,13 @@ class Connection {
   private readonly queue: Buffer[] = []
   private inFlight = 0
   private closed = false
-  private readonly ctx: ControlContext = { peer: {} }
+  private readonly ctx: ControlContext
 
   constructor(
     private readonly socket: net.Socket,
     private readonly server: ControlServer,
   ) {
+    this.ctx = { peer: peerCredentials(socket) ?? {} }
     this.splitter = new LineSplitter(server.maxRequestBytes)
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
     socket.on('drain', () => this.pump())

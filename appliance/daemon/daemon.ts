@@ -1,83 +1,282 @@
 /**
- * The gateway daemon: the configuration's links under one MeshNode, the durable outbox and
- * inbox in the state directory, and the control socket in the runtime directory.
+ * The gateway daemon: the configuration's links under one MeshNode, the node's identity and
+ * coordination state, the VoV audit log, the durable outbox and inbox, and the control socket.
  *
- *   state dir:   identity.key (0600), mesh/outbox.journal, mesh/inbox.journal
- *   runtime dir: control.sock (0660, group kairo where it exists)
+ *   state dir:   identity.key (0600)        the Ed25519 seed: the node
+ *                node.json                  the UUID (KAIRO_NODE_ID, or generated once)
+ *                mesh-ip.json               the mesh IP in 100.64.0.0/16 and the attempt that derived it
+ *                peers.json                 the peer registry (tofu pins, refusals)
+ *                disconnected.json          links latched down by `kairo-gw disconnect`
+ *                vov/                       the VoV audit log (docs/vov-log.md)
+ *                coordination/              CoordinationNode_YYYYMMDD.log
+ *                mesh/                      outbox and inbox journals
+ *   runtime dir: control.sock (0660, group kairo where it exists); PTYs of emulated radios
  *
  * A link that fails to open is retried with backoff and reported; it never stops the daemon or
- * the other links. SIGTERM/SIGINT close the control socket, stop the mesh (links closed, queues
- * flushed or left durable in the outbox) and exit 0.
+ * the other links. reload() (SIGHUP) applies a new config's links without touching the others.
+ * stop() closes the control socket, stops the mesh (links closed, accepted messages left durable
+ * in the outbox) and closes the audit log with a daemon_stopped entry.
  */
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import type { GatewayConfig } from '../config/schema.js'
+import type { GatewayConfig, LinkConfig } from '../config/schema.js'
 import type { Link } from '../../drivers/link.js'
-import { ControlServer, type ControlHandler } from '../control/server.js'
+import { ControlServer, type ControlContext, type ControlHandler } from '../control/server.js'
 import { InvalidParamsError, param, rejectUnknownParams } from '../control/protocol.js'
-import { MeshNode, type MeshLogger, type MeshMessage } from '../mesh/node.js'
+import { MeshNode, type AnnouncedPeer, type MeshLogger, type MeshMessage } from '../mesh/node.js'
 import { openStores } from '../mesh/stores.js'
 import { loadOrCreateIdentity, type LoadedIdentity } from '../cli/state.js'
 import { packageVersion } from '../cli/version.js'
 import { AGENT_TYPE_NAMES, packetTypeName } from '../core/wire/constants.js'
+import { loadOrCreateNodeInfo, type NodeInfo } from '../identity/node-info.js'
+import { MeshIpAllocator } from '../identity/mesh-ip.js'
+import { PeerRegistry } from '../identity/peers.js'
+import { CoordinationLog } from '../identity/coordination-log.js'
+import { VovLog } from '../vov/index.js'
 import { createLink } from './links.js'
+import { DisconnectLatch, LATCH_FILE } from './latch.js'
+import { ipToInt, intToIp, uuidFromBytes, uuidToBytes } from './addr.js'
 
 export interface DaemonOptions {
   stateDir: string
   runtimeDir: string
   log: MeshLogger
+  /** The config file (absolute) reload() reads; absent: the embedded default, which has nothing to reload. */
+  configFile?: string
+  /** KAIRO_NODE_ID: the node's UUID (default: process.env.KAIRO_NODE_ID). */
+  envUuid?: string
   /** Called for every event the daemon reports (ready, message, delivered, ...). */
   onEvent?: (event: string, fields: Record<string, unknown>) => void
+  /** Wall clock, ms (audit and coordination timestamps). Default Date.now. */
+  now?: () => number
+}
+
+export interface ReloadResult {
+  added: string[]
+  removed: string[]
+  changed: string[]
+  unchanged: string[]
+  /** Settings that changed but take a restart (listed, not applied). */
+  restart_needed: string[]
 }
 
 export interface Daemon {
   node: MeshNode
-  links: Link[]
   identity: LoadedIdentity
+  nodeInfo: NodeInfo
+  meshIp: () => string
+  vov: VovLog
   controlSocket: string
-  stop(): Promise<void>
+  /** The links running now (disconnected ones are not). */
+  links(): Link[]
+  reload(cfg?: GatewayConfig): Promise<ReloadResult>
+  stop(signal?: string): Promise<void>
 }
 
-export async function startDaemon(cfg: GatewayConfig, opts: DaemonOptions): Promise<Daemon> {
+interface Outcome {
+  state: 'delivered' | 'expired'
+  to: string
+  attempts: number
+  at: number
+}
+
+/** Outcomes of messages kept for message_status, newest last. */
+const MAX_OUTCOMES = 10_000
+
+function by(ctx: ControlContext | undefined): Record<string, unknown> {
+  const p = ctx?.peer
+  if (p === undefined || p.uid === undefined) return { via: 'control socket', credentials: 'unknown' }
+  return { uid: p.uid, gid: p.gid, pid: p.pid, ...((p as { user?: string }).user !== undefined ? { user: (p as { user?: string }).user } : {}) }
+}
+
+export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Promise<Daemon> {
+  let cfg = cfgIn
   const emit = opts.onEvent ?? (() => {})
+  const now = opts.now ?? Date.now
+  const log = opts.log
   mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 })
+  mkdirSync(opts.runtimeDir, { recursive: true, mode: 0o750 })
+
+  // ---- identity and coordination ----------------------------------------------------------
   const identity = loadOrCreateIdentity(opts.stateDir)
-  const stores = await openStores(join(opts.stateDir, 'mesh'), cfg.store)
-  const links = []
-  for (const lc of cfg.links) {
-    if (!lc.enabled) continue
-    links.push({ link: await createLink(lc), budgetBytesPerS: lc.budgetBytesPerS })
+  const id = identity.identity
+  const nodeId = id.nodeIdHex
+  const envUuid = opts.envUuid ?? process.env.KAIRO_NODE_ID
+  const nodeInfo = loadOrCreateNodeInfo(opts.stateDir, envUuid !== undefined && envUuid !== '' ? { envUuid } : {})
+  const vov = await VovLog.open({ dir: join(opts.stateDir, 'vov'), identity: id, now, keyLifetimeMs: cfg.audit.keyLifetimeMs, maxFileBytes: cfg.audit.maxFileBytes, maxFileAgeMs: cfg.audit.maxFileAgeMs })
+  const coordination = new CoordinationLog({ dir: join(opts.stateDir, 'coordination'), timeZone: cfg.logging.timeZone, now })
+  const coord = (event: string, fields: Record<string, unknown>) => {
+    try {
+      coordination.write(event, fields)
+    } catch (err) {
+      log.warn('coordination log write failed', { error: (err as Error).message })
+    }
   }
+  const allocator = new MeshIpAllocator({ identityKey: id.identityKey, nodeId, file: join(opts.stateDir, 'mesh-ip.json'), now })
+  const registry = PeerRegistry.open(join(opts.stateDir, 'peers.json'), cfg.peers.mode === 'allowlist' ? { mode: 'allowlist', allow: cfg.peers.allow.map(allowEntry) } : { mode: 'tofu', allow: cfg.peers.allow.map(allowEntry) })
+  const latch = new DisconnectLatch(join(opts.stateDir, LATCH_FILE))
+
+  const started = now()
+  vov.append('daemon_started', { version: packageVersion(), pid: process.pid, node_id: nodeId, uuid: nodeInfo.uuid, config_file: opts.configFile ?? null, links: cfg.links.filter((l) => l.enabled).map((l) => l.name) })
+  if (nodeInfo.created || nodeInfo.changedFrom !== undefined) vov.append('node_uuid', { uuid: nodeInfo.uuid, source: nodeInfo.source, ...(nodeInfo.changedFrom !== undefined ? { changed_from: nodeInfo.changedFrom } : {}) })
+  if (allocator.opened.assigned) {
+    const ip = allocator.opened.ip
+    vov.append('mesh_ip_assigned', { mesh_ip: ip, attempt: allocator.opened.attempt, reason: allocator.opened.replacedNodeId !== undefined ? 'identity replaced' : 'first start' })
+    coord('ip_assigned', { node_id: nodeId, mesh_ip: ip, attempt: allocator.opened.attempt })
+  }
+
+  /** Refusals already recorded, per node and reason: a refused peer announces every interval. */
+  const refusalsLogged = new Set<string>()
+  const refusedNodes = new Set(registry.list().filter((p) => p.state === 'refused').map((p) => p.node_id))
+  const admit = (a: AnnouncedPeer): boolean => {
+    const uuid = a.uuid !== undefined ? uuidFromBytes(a.uuid) : undefined
+    const meshIp = a.meshIp !== undefined ? intToIp(a.meshIp) : undefined
+    const r = registry.consider({ nodeId: a.nodeId, identityKey: a.identityKey, ...(uuid !== undefined && { uuid }), ...(a.name !== undefined && { name: a.name }), ...(meshIp !== undefined && { meshIp }), now: now() })
+    if (r.decision === 'refused') {
+      refusedNodes.add(a.nodeId)
+      const key = `${a.nodeId}|${r.reason ?? ''}`
+      if (!refusalsLogged.has(key)) {
+        refusalsLogged.add(key)
+        const fields = { node_id: a.nodeId, uuid: uuid ?? null, name: a.name ?? null, key: a.identityKey.toString('hex'), reason: r.reason ?? 'refused', link: a.link }
+        vov.append('peer_refused', fields)
+        coord('peer_refused', fields)
+        log.warn('peer refused', fields)
+      }
+      return false
+    }
+    refusedNodes.delete(a.nodeId)
+    if (r.decision === 'new') {
+      const fields = { node_id: a.nodeId, uuid: uuid ?? null, name: a.name ?? null, mesh_ip: meshIp ?? null, key: a.identityKey.toString('hex'), link: a.link, mode: cfg.peers.mode }
+      vov.append('peer_admitted', fields)
+      coord('peer_admitted', fields)
+      log.info('peer admitted', { node_id: a.nodeId, name: a.name, mesh_ip: meshIp })
+    }
+    if (meshIp !== undefined) {
+      const c = allocator.observe({ nodeId: a.nodeId, meshIp })
+      if (c !== null) {
+        const fields = { mesh_ip: c.from, with: c.with, kept: c.kept, now: c.to, attempt: c.attempt }
+        vov.append('mesh_ip_conflict', fields)
+        coord('conflict_resolved', fields)
+        log.warn('mesh IP conflict resolved', fields)
+        if (c.kept === 'theirs') {
+          vov.append('mesh_ip_assigned', { mesh_ip: c.to, attempt: c.attempt, reason: `conflict with ${c.with}` })
+          coord('ip_assigned', { node_id: nodeId, mesh_ip: c.to, attempt: c.attempt })
+        }
+      }
+    }
+    return true
+  }
+
+  // ---- links and mesh ---------------------------------------------------------------------
+  const stores = await openStores(join(opts.stateDir, 'mesh'), cfg.store)
   const node = new MeshNode({
-    identity: identity.identity,
-    links,
+    identity: id,
+    links: [],
     outbox: stores.outbox,
     inbox: stores.inbox,
     announceIntervalMs: cfg.mesh.announceIntervalMs,
     hopLimit: cfg.mesh.hopLimit,
-    log: opts.log,
+    log,
+    announceInfo: () => ({ uuid: uuidToBytes(nodeInfo.uuid), meshIp: ipToInt(allocator.current().ip), name: cfg.node.name }),
+    admit,
+    refused: (n) => refusedNodes.has(n),
   })
-  const started = Date.now()
+  const linkConfigs = new Map<string, LinkConfig>()
+  const addLink = async (lc: LinkConfig) => {
+    const link = await createLink(lc, { runtimeDir: opts.runtimeDir })
+    node.addLink({ link, budgetBytesPerS: lc.budgetBytesPerS })
+  }
+  for (const lc of cfg.links) {
+    if (!lc.enabled) continue
+    linkConfigs.set(lc.name, lc)
+    if (latch.has(lc.name)) {
+      log.warn('link stays disconnected (latched); `kairo-gw reconnect` brings it back', { link: lc.name, since: latch.get(lc.name)!.at, reason: latch.get(lc.name)!.reason })
+      continue
+    }
+    await addLink(lc)
+  }
+
+  // Link transitions go to the audit log: up, down, failed (once per outage), removed.
+  const linkState = new Map<string, string>()
+  node.on('link', (d: { link: string; state: string; error?: string }) => {
+    emit('link', d)
+    const prev = linkState.get(d.link)
+    if (prev === d.state) return
+    linkState.set(d.link, d.state)
+    if (d.state === 'up') vov.append('link_up', { link: d.link })
+    else if (d.state === 'down' || (d.state === 'failed' && prev !== 'down')) vov.append('link_down', { link: d.link, state: d.state, error: d.error ?? null })
+  })
   node.on('message', (m: MeshMessage) => emit('message', { id: m.id, from: m.from, type: m.type, bytes: m.payload.length, cursor: m.cursor, broadcast: m.broadcast, payload: m.payload }))
-  node.on('delivered', (d: Record<string, unknown>) => emit('delivered', d))
-  node.on('expired', (d: Record<string, unknown>) => emit('expired', d))
+  const outcomes = new Map<string, Outcome>()
+  const remember = (mid: string, o: Outcome) => {
+    outcomes.set(mid, o)
+    if (outcomes.size > MAX_OUTCOMES) outcomes.delete(outcomes.keys().next().value!)
+  }
+  node.on('delivered', (d: { id: string; to: string; attempts: number }) => {
+    remember(d.id, { state: 'delivered', to: d.to, attempts: d.attempts, at: now() })
+    emit('delivered', d)
+  })
+  node.on('expired', (d: { id: string; to: string; attempts?: number }) => {
+    remember(d.id, { state: 'expired', to: d.to, attempts: d.attempts ?? 0, at: now() })
+    emit('expired', d)
+  })
   node.on('delivery_error', (d: Record<string, unknown>) => emit('delivery_error', d))
-  node.on('link', (d: Record<string, unknown>) => emit('link', d))
   node.on('neighbour', (d: Record<string, unknown>) => emit('neighbour', d))
+
+  // ---- control socket ---------------------------------------------------------------------
+  const linkRows = () => {
+    const rows: Array<Record<string, unknown>> = node.linkTable().map((l) => ({ name: l.name, kind: l.kind, state: l.state, mtu: l.mtu, bitrate: l.bitrate, budget_bytes_per_s: l.budgetBytesPerS, last_error: l.lastError, disconnected: null, stats: l.stats, mesh: l.mesh }))
+    for (const [name, e] of latch.entries()) {
+      const lc = linkConfigs.get(name)
+      if (lc === undefined || node.hasLink(name)) continue
+      rows.push({ name, kind: lc.driver, state: 'disconnected', mtu: 0, bitrate: 0, budget_bytes_per_s: lc.budgetBytesPerS, last_error: null, disconnected: e, stats: null, mesh: null })
+    }
+    return rows
+  }
+  const peerRows = () => registry.list()
+  const keyInfo = () => ({
+    node_id: nodeId,
+    uuid: nodeInfo.uuid,
+    mesh_ip: allocator.current().ip,
+    identity_key: id.identityKey.toString('hex'),
+    static_key: Buffer.from(id.static.publicKey).toString('hex'),
+    identity_file: identity.file,
+    log_key: vov.keyInfo(),
+  })
+  const admin = (method: string, ctx: ControlContext, params: Record<string, unknown>) => vov.append('admin_command', { method, params, by: by(ctx) })
+
+  const linkParam = (params: Record<string, unknown>): string => {
+    const name = param(params, 'link', 'string', { required: true })
+    if (!linkConfigs.has(name)) {
+      const known = [...linkConfigs.keys()]
+      throw new InvalidParamsError('link', `no link named ${JSON.stringify(name)}; the links are: ${known.length > 0 ? known.join(', ') : '(none)'}`)
+    }
+    return name
+  }
 
   const handlers: Record<string, ControlHandler> = {
     status: () => ({
-      node_id: node.nodeId,
+      node_id: nodeId,
+      uuid: nodeInfo.uuid,
+      mesh_ip: allocator.current().ip,
       name: cfg.node.name,
       version: packageVersion(),
       pid: process.pid,
-      uptime_s: Math.round((Date.now() - started) / 1000),
-      links: node.linkTable().map((l) => ({ name: l.name, kind: l.kind, state: l.state, mtu: l.mtu, bitrate: l.bitrate, budget_bytes_per_s: l.budgetBytesPerS, last_error: l.lastError, stats: l.stats, mesh: l.mesh })),
+      uptime_s: Math.round((now() - started) / 1000),
+      started_at: new Date(started).toISOString(),
+      state_dir: opts.stateDir,
+      config_file: opts.configFile ?? null,
+      control_socket: controlSocket,
+      links: linkRows(),
       neighbours: node.neighbourTable().length,
       routes: node.routeTable().length,
+      peers: peerRows().length,
       mesh: node.stats(),
       store: { outbox: stores.outbox.stats(), inbox: stores.inbox.stats() },
+      vov: { file: vov.file, entries: vov.entries, key_id: vov.keyInfo().key_id },
     }),
+    links: () => ({ links: linkRows() }),
+    peers: () => ({ peers: peerRows() }),
     send: async (params) => {
       rejectUnknownParams(params, ['to', 'type', 'text', 'payload_b64', 'reliable', 'ttl_s'])
       const to = param(params, 'to', 'string', { required: true, pattern: /^([0-9a-fA-F]{32}|\*)$/, expected: "a node ID of 32 hex digits, or '*' for a broadcast" })
@@ -97,6 +296,15 @@ export async function startDaemon(cfg: GatewayConfig, opts: DaemonOptions): Prom
       }
       return { id: r.id, accepted_at: r.acceptedAt, durable: !r.broadcast && reliable !== false, broadcast: r.broadcast }
     },
+    message_status: (params) => {
+      rejectUnknownParams(params, ['id'])
+      const mid = param(params, 'id', 'string', { required: true, pattern: /^[0-9a-fA-F]{1,64}$/, expected: 'a message ID (hex), as send returned it' }).toLowerCase()
+      const done = outcomes.get(mid)
+      if (done !== undefined) return { id: mid, state: done.state, to: done.to, attempts: done.attempts, delivered_at: done.state === 'delivered' ? new Date(done.at).toISOString() : null, last_error: null }
+      const pending = node.pendingMessages().find((m) => m.id === mid)
+      if (pending !== undefined) return { id: mid, state: 'pending', to: pending.to, attempts: pending.attempts, delivered_at: null, last_error: node.lastErrorFor(pending.to) }
+      return { id: mid, state: 'unknown', to: null, attempts: 0, delivered_at: null, last_error: null }
+    },
     messages: (params) => {
       rejectUnknownParams(params, ['since', 'limit'])
       const since = param(params, 'since', 'integer', { default: 0, min: 0 })
@@ -113,29 +321,139 @@ export async function startDaemon(cfg: GatewayConfig, opts: DaemonOptions): Prom
       const reachable = new Set(node.routeTable().map((r) => r.dst))
       return { messages: node.pendingMessages().map((m) => ({ id: m.id, to: m.to, type: packetTypeName(m.type), bytes: m.payload.length, accepted_at: m.acceptedAt, attempts: m.attempts, expires_at: m.expiresAt, route: reachable.has(m.to), last_error: node.lastErrorFor(m.to) })) }
     },
+    disconnect: async (params, ctx) => {
+      rejectUnknownParams(params, ['link', 'reason'])
+      const link = linkParam(params)
+      const reason = param(params, 'reason', 'string', { required: true, pattern: /\S/, expected: 'a reason: what an auditor reads later' })
+      admin('disconnect', ctx, { link, reason })
+      const existing = latch.get(link)
+      if (existing !== undefined && !node.hasLink(link)) return { link, state: 'disconnected', latched: true, already: true, at: existing.at, by: existing.by, reason: existing.reason, latency_ms: 0 }
+      const t0 = performance.now()
+      const entry = { at: new Date(now()).toISOString(), reason, by: by(ctx) }
+      // Latched first: a crash from here on leaves the link cut.
+      latch.set(link, entry)
+      await node.removeLink(link)
+      const latency = Math.round((performance.now() - t0) * 1000) / 1000
+      vov.append('link_disconnected', { link, reason, by: entry.by, actions: ['driver closed'], latency_ms: latency })
+      log.warn('link disconnected', { link, reason })
+      return { link, state: 'disconnected', latched: true, already: false, at: entry.at, by: entry.by, reason, actions: ['driver closed'], latency_ms: latency }
+    },
+    reconnect: async (params, ctx) => {
+      rejectUnknownParams(params, ['link'])
+      const link = linkParam(params)
+      admin('reconnect', ctx, { link })
+      const was = latch.get(link)
+      if (node.hasLink(link)) return { link, state: node.linkTable().find((l) => l.name === link)?.state ?? 'up', already: true }
+      latch.clear(link)
+      await addLink(linkConfigs.get(link)!)
+      vov.append('link_reconnected', { link, by: by(ctx), was_disconnected: was ?? null })
+      log.info('link reconnected', { link })
+      return { link, state: node.linkTable().find((l) => l.name === link)?.state ?? 'opening', already: false }
+    },
+    keys_show: () => keyInfo(),
+    keys_rotate: (_params, ctx) => {
+      admin('keys_rotate', ctx, {})
+      const r = vov.rotateKey('admin')
+      return { log_key: { key_id: r.key_id, public_key: r.public_key, created_at: r.created_at, expires_at: r.expires_at }, previous_key_id: r.previous_key_id }
+    },
+    reload: async (_params, ctx) => {
+      admin('reload', ctx, {})
+      return reload()
+    },
   }
+
+  // ---- reload -----------------------------------------------------------------------------
+  let reloading: Promise<ReloadResult> | null = null
+  const reload = (next?: GatewayConfig): Promise<ReloadResult> => {
+    reloading ??= doReload(next).finally(() => {
+      reloading = null
+    })
+    return reloading
+  }
+  const doReload = async (given?: GatewayConfig): Promise<ReloadResult> => {
+    let next = given
+    if (next === undefined) {
+      if (opts.configFile === undefined) throw new InvalidParamsError('', 'nothing to reload: this gateway runs the embedded default (start it with --config FILE)')
+      const { loadConfig } = await import('../config/load.js')
+      try {
+        next = loadConfig(opts.configFile)
+      } catch (err) {
+        vov.append('config_reload_failed', { file: opts.configFile, error: (err as Error).message })
+        throw err
+      }
+    }
+    const result: ReloadResult = { added: [], removed: [], changed: [], unchanged: [], restart_needed: [] }
+    const want = new Map(next.links.filter((l) => l.enabled).map((l) => [l.name, l]))
+    for (const name of [...linkConfigs.keys()]) {
+      if (want.has(name)) continue
+      linkConfigs.delete(name)
+      await node.removeLink(name)
+      result.removed.push(name)
+    }
+    for (const [name, lc] of want) {
+      const old = linkConfigs.get(name)
+      if (old !== undefined && JSON.stringify(old) === JSON.stringify(lc)) {
+        result.unchanged.push(name)
+        continue
+      }
+      linkConfigs.set(name, lc)
+      if (old !== undefined) {
+        await node.removeLink(name)
+        result.changed.push(name)
+      } else result.added.push(name)
+      if (!latch.has(name)) {
+        try {
+          await addLink(lc)
+        } catch (err) {
+          log.warn('link could not be created on reload', { link: name, error: (err as Error).message })
+        }
+      }
+    }
+    for (const key of ['mesh', 'store', 'peers', 'audit', 'stateDir', 'runtimeDir', 'node'] as const) {
+      if (JSON.stringify(cfg[key]) !== JSON.stringify(next[key])) result.restart_needed.push(key)
+    }
+    if (JSON.stringify(cfg.logging) !== JSON.stringify(next.logging)) result.restart_needed.push('logging')
+    cfg = { ...cfg, links: next.links }
+    vov.append('config_reloaded', { file: opts.configFile ?? null, ...result })
+    log.info('config reloaded', { ...result })
+    return result
+  }
+
   const controlSocket = join(opts.runtimeDir, 'control.sock')
-  const control = new ControlServer({ path: controlSocket, handlers, log: opts.log })
+  const control = new ControlServer({ path: controlSocket, handlers, log })
   await node.start()
   try {
     await control.listen()
   } catch (err) {
     await node.stop()
     await stores.close()
+    await vov.close()
     throw err
   }
-  let stopped = false
+  let stopped: Promise<void> | null = null
   return {
     node,
-    links: links.map((l) => l.link),
     identity,
+    nodeInfo,
+    meshIp: () => allocator.current().ip,
+    vov,
     controlSocket,
-    async stop() {
-      if (stopped) return
-      stopped = true
-      await control.close()
-      await node.stop()
-      await stores.close()
+    links: () => node.linkDrivers(),
+    reload,
+    stop(signal?: string) {
+      stopped ??= (async () => {
+        await control.close()
+        await node.stop()
+        await stores.close()
+        registry.flush?.()
+        vov.append('daemon_stopped', { signal: signal ?? null, uptime_s: Math.round((now() - started) / 1000) })
+        await vov.close()
+      })()
+      return stopped
     },
   }
+}
+
+function allowEntry(e: { nodeId?: string; key?: string; name?: string }): { node_id?: string; key?: string; name?: string } {
+  return { ...(e.nodeId !== undefined && { node_id: e.nodeId }), ...(e.key !== undefined && { key: e.key }), ...(e.name !== undefined && { name: e.name }) }
 }

@@ -5,7 +5,8 @@
 import type { Link } from '../../drivers/link.js'
 import type { LinkConfig } from '../config/schema.js'
 
-export async function createLink(cfg: LinkConfig): Promise<Link> {
+/** `runtimeDir`: where an emulated radio puts its PTY pair. */
+export async function createLink(cfg: LinkConfig, env: { runtimeDir: string }): Promise<Link> {
   switch (cfg.driver) {
     case 'udp': {
       const { UdpLink } = await import('../../drivers/udp/link.js')
@@ -37,8 +38,12 @@ export async function createLink(cfg: LinkConfig): Promise<Link> {
       })
     }
     case 'lora': {
-      const { LoRaLink } = await import('../../drivers/lora/link.js')
       const l = cfg.lora
+      if (l.emulated) {
+        const { EmulatedLoRaLink } = await import('../../drivers/lora/emulated.js')
+        return new EmulatedLoRaLink({ name: cfg.name, dir: env.runtimeDir, backend: l.backend, radio: l.radio, region: l.region, timeScale: l.timeScale, contention: true })
+      }
+      const { LoRaLink } = await import('../../drivers/lora/link.js')
       // In a mesh the channel is shared: contention (random backoff, one frame at a time).
       return new LoRaLink({ name: cfg.name, path: l.port, backend: l.backend, radio: l.radio, region: l.region, timeScale: l.timeScale, baudRate: l.baudRate, contention: true })
     }

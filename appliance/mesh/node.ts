@@ -366,6 +366,11 @@ export class MeshNode extends EventEmitter {
     return this.links.has(name)
   }
 
+  /** The drivers of the links in the mesh now. */
+  linkDrivers(): Link[] {
+    return [...this.links.values()].map((ml) => ml.link)
+  }
+
   /** Opens every link (each on its own: one that fails is retried and does not stop the rest). */
   async start(): Promise<void> {
     if (this.running) return
