@@ -133,7 +133,7 @@ t.test('announces carry UUID, mesh IP and name, covered by the signature', async
   const signed = encodeSignedPacket(alice, { type: PacketType.Announce, hopLimit: 4, packetId: 1, payload: body })
   const tampered = Buffer.from(signed)
   const at = tampered.indexOf(Buffer.from('gw-north'))
-  tampered[at] ^= 1
+  tampered[at] = tampered[at]! ^ 1
   t.throws(() => openAnnounce(tampered))
   t.equal(openAnnounce(signed).body.name, 'gw-north')
 })
