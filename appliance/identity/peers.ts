@@ -388,9 +388,10 @@ export class PeerRegistry {
     const claim = { uuid: p.uuid, name: p.name, meshIp: p.meshIp }
 
     const refuse = (reason: RefusalReason, pin?: { node_id: string; key: string | undefined; conflict: 'uuid' | 'name' }): PeerDecision => {
-      const uuid = typeof claim.uuid === 'string' && reason !== 'invalid_uuid' ? claim.uuid.toLowerCase() : null
-      const name = typeof claim.name === 'string' && reason !== 'invalid_name' ? claim.name : null
-      const meshIp = typeof claim.meshIp === 'string' && reason !== 'invalid_mesh_ip' ? claim.meshIp : null
+      // Only well-formed claims are recorded (a malformed one is what the reason says, or is left out).
+      const uuid = typeof claim.uuid === 'string' && uuidProblem(claim.uuid) === undefined ? claim.uuid.toLowerCase() : null
+      const name = typeof claim.name === 'string' && peerNameProblem(claim.name) === undefined ? claim.name : null
+      const meshIp = typeof claim.meshIp === 'string' && isMeshIp(claim.meshIp) ? claim.meshIp : null
       let r = this.refused.get(nodeId)
       if (r === undefined) {
         r = { node_id: nodeId, uuid, name, mesh_ip: meshIp, identity_key: key, state: 'refused', reason, first_seen: at, last_seen: at, count: 1 }

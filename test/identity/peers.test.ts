@@ -378,3 +378,37 @@ t.test('property: TOFU pins hold over any sequence of claims, and the file match
     { numRuns: 200 },
   )
 })
+
+t.test('property: any claims, well formed or not, leave a registry that reopens as it was', async (t) => {
+  const ids = Array.from({ length: 4 }, (_, i) => identityOf(i + 1))
+  const text = fc.oneof(fc.string(), arbUuid, fc.constantFrom('gw', 'GW', '100.64.1.1', '10.0.0.1', 'a\u202eb'))
+  const op = fc.record({
+    who: fc.nat(3),
+    keyOf: fc.nat(3),
+    uuid: fc.option(text, { nil: undefined }),
+    name: fc.option(text, { nil: undefined }),
+    meshIp: fc.option(fc.oneof(text, fc.ipV4()), { nil: undefined }),
+  })
+  const dir = tempDir(t)
+  let run = 0
+  fc.assert(
+    fc.property(fc.constantFrom<'tofu' | 'allowlist'>('tofu', 'allowlist'), fc.array(op, { maxLength: 25 }), (mode, ops) => {
+      const file = join(dir, `q${run++}.json`)
+      const policy: PeerPolicy = { mode, allow: [{ node_id: ids[0]!.nodeIdHex, name: 'gw' }, { key: ids[1]!.identityKey.toString('hex') }] }
+      const reg = PeerRegistry.open(file, policy, { now: () => T0 + run })
+      for (const o of ops) {
+        const c: PeerClaim = { nodeId: ids[o.who]!.nodeIdHex, identityKey: ids[o.keyOf]!.identityKey }
+        if (o.uuid !== undefined) c.uuid = o.uuid
+        if (o.name !== undefined) c.name = o.name
+        if (o.meshIp !== undefined) c.meshIp = o.meshIp
+        const d = reg.consider(c)
+        if (o.who !== o.keyOf && d.reason !== 'node_id_mismatch') return false
+        if (d.decision !== 'refused' && d.peer.state !== 'admitted') return false
+      }
+      reg.flush()
+      if (!existsSync(file)) return reg.list().length === 0
+      return JSON.stringify(PeerRegistry.open(file, policy).list()) === JSON.stringify(reg.list())
+    }),
+    { numRuns: 300 },
+  )
+})
