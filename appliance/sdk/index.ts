@@ -80,6 +80,7 @@ export class KairoClient {
   private client: ControlClient | null
   private connecting: Promise<ControlClient> | null = null
   private closedByUser = false
+  private readonly closing = new AbortController()
 
   private constructor(socket: string, client: ControlClient, timeoutMs: number | undefined) {
     this.socket = socket
@@ -185,8 +186,16 @@ export class KairoClient {
     const pollMs = opts.pollMs ?? 250
     const limit = opts.batch ?? 500
     const signal = opts.signal
+    // Woken by the caller's signal or by close().
+    const wake = signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal
     while (!this.closedByUser && !signal?.aborted) {
-      const page = parseMessagesPage(await this.call('messages', { since, limit }))
+      let page
+      try {
+        page = parseMessagesPage(await this.call('messages', { since, limit }))
+      } catch (err) {
+        if (this.closedByUser || signal?.aborted) return // the call was cut short by close() or the abort
+        throw err
+      }
       for (const m of page.messages) {
         if (m.cursor <= since) continue // never yield one twice, whatever the gateway sends
         since = m.cursor
@@ -196,9 +205,9 @@ export class KairoClient {
       since = Math.max(since, page.next)
       if (page.messages.length >= limit) continue
       try {
-        await sleep(pollMs, undefined, signal ? { signal } : {})
+        await sleep(pollMs, undefined, { signal: wake })
       } catch {
-        return // aborted
+        return // aborted or closed
       }
     }
   }
@@ -219,6 +228,7 @@ export class KairoClient {
   /** Closes the connection; calls still in flight fail with GatewayUnavailableError, iterators end. */
   async close(): Promise<void> {
     this.closedByUser = true
+    this.closing.abort()
     const c = this.client
     this.client = null
     if (c !== null) await c.close()

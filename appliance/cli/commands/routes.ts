@@ -12,8 +12,9 @@ import { indent } from './links.js'
 
 export function renderRoutes(routes: readonly unknown[]): string {
   return renderTable(
-    [{ header: 'DESTINATION' }, { header: 'HOPS', align: 'right' }, { header: 'COST', align: 'right' }, { header: 'LINK' }, { header: 'NEXT HOP' }, { header: 'VIA' }, { header: 'AGE', align: 'right' }],
-    routes.map((r) => [at(r, 'dst'), at(r, 'hops'), roundCost(at(r, 'cost')), at(r, 'link'), at(r, 'next_hop'), at(r, 'via'), formatMs(at(r, 'age_ms'))]),
+    [{ header: 'DESTINATION' }, { header: 'HOPS', align: 'right' }, { header: 'COST', align: 'right' }, { header: 'LINK' }, { header: 'NEXT HOP' }, { header: 'ADDRESS' }, { header: 'AGE', align: 'right' }],
+    // via: the next hop's node ID; next_hop: its address on the link.
+    routes.map((r) => [at(r, 'dst'), at(r, 'hops'), roundCost(at(r, 'cost')), at(r, 'link'), at(r, 'via'), at(r, 'next_hop'), formatMs(at(r, 'age_ms'))]),
     '(no routes: no other node heard yet)',
   )
 }
@@ -43,8 +44,8 @@ function ago(ms: unknown): string {
 const B = '9d3e1f7a2b4c6d8e0f1a2b3c4d5e6f70'
 const C = '51aa0c3e7d9b2f4a6c8e0d1f3b5a7c9e'
 const EXAMPLE_ROUTES = [
-  { dst: B, hops: 1, cost: 1.02, link: 'udp0', next_hop: B, via: '10.0.0.2:47800', age_ms: 2300 },
-  { dst: C, hops: 2, cost: 2.5, link: 'udp0', next_hop: B, via: '10.0.0.2:47800', age_ms: 4100 },
+  { dst: B, hops: 1, cost: 1.02, link: 'udp0', next_hop: '10.0.0.2:47800', via: B, age_ms: 2300 },
+  { dst: C, hops: 2, cost: 2.5, link: 'udp0', next_hop: '10.0.0.2:47800', via: B, age_ms: 4100 },
 ]
 const EXAMPLE_NEIGHBOURS = [{ node_id: B, link: 'udp0', address: '10.0.0.2:47800', etx: 1.02, interval_ms: 10_000, last_seen_ms: 2300 }]
 
@@ -63,8 +64,9 @@ ${indent(renderRoutes(EXAMPLE_ROUTES))}
   $ kairo-gw routes --neighbours
   $ kairo-gw routes --json | jq '.routes[] | select(.hops > 1)'
 
-COST is the sum of the links' expected transmission counts (ETX) along the path; routes are
-learned from signed announces and expire when they are not heard again.
+NEXT HOP is the neighbour a message goes to first, ADDRESS its address on LINK. COST adds up
+the links' expected transmission counts (ETX) along the path; routes are learned from signed
+announces and expire when they are not heard again.
 
 ${SOCKET_HELP}
 

@@ -97,7 +97,6 @@ async function resolveTarget(text: string): Promise<UdpAddress> {
   try {
     a = parseAddress(text)
   } catch (err) {
-    if (!text.includes(':')) throw new UsageError(`--to: ${JSON.stringify(text)} is not a node ID (32 hex digits), '*' (broadcast) or HOST:PORT`)
     throw new UsageError(`--to: ${(err as Error).message}`)
   }
   if (isIP(a.host) !== 0) return a
@@ -128,6 +127,7 @@ export async function sendOne(typeArg: string, payloadArg: string, opts: SendOpt
     payload = Buffer.from(payloadArg, 'utf8')
   }
   if (isGatewayTarget(opts.to)) return sendThroughGateway(typeName, payload, opts)
+  if (!opts.to.includes(':')) throw new UsageError(`--to: ${JSON.stringify(opts.to)} is not a node ID (32 hex digits), '*' (broadcast) or HOST:PORT`)
   const gatewayOnly = (['wait', 'ttl', 'unreliable', 'socket', 'runtimeDir'] as const).filter((k) => opts[k] !== undefined)
   if (gatewayOnly.length > 0) {
     const flag = (k: string) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())
