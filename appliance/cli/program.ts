@@ -1,11 +1,17 @@
 /** The kairo-gw command line: commander program, one file per command under commands/. */
 import { Command } from 'commander'
+import { registerAdmin } from './commands/admin.js'
 import { registerConfig } from './commands/config.js'
 import { registerIdentity } from './commands/identity.js'
+import { registerKeys } from './commands/keys.js'
 import { registerLab } from './commands/lab.js'
+import { registerLinks } from './commands/links.js'
 import { registerLora } from './commands/lora.js'
+import { registerPeers } from './commands/peers.js'
+import { registerRoutes } from './commands/routes.js'
 import { registerRun } from './commands/run.js'
 import { registerSend } from './commands/send.js'
+import { registerStatus } from './commands/status.js'
 import { EXIT_CODES_HELP } from './errors.js'
 import { packageVersion } from './version.js'
 
@@ -27,6 +33,12 @@ export function buildProgram(): Command {
     .exitOverride()
   registerRun(program)
   registerSend(program)
+  registerStatus(program)
+  registerLinks(program)
+  registerPeers(program)
+  registerRoutes(program)
+  registerAdmin(program)
+  registerKeys(program)
   registerIdentity(program)
   registerLora(program)
   registerConfig(program)
