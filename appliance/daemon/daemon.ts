@@ -56,6 +56,8 @@ export interface ReloadResult {
   removed: string[]
   changed: string[]
   unchanged: string[]
+  /** Other sections applied without a restart (peers). */
+  applied: string[]
   /** Settings that changed but take a restart (listed, not applied). */
   restart_needed: string[]
 }
@@ -115,6 +117,15 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
   const allocator = new MeshIpAllocator({ identityKey: id.identityKey, nodeId, file: join(opts.stateDir, 'mesh-ip.json'), now })
   const registry = PeerRegistry.open(join(opts.stateDir, 'peers.json'), cfg.peers.mode === 'allowlist' ? { mode: 'allowlist', allow: cfg.peers.allow.map(allowEntry) } : { mode: 'tofu', allow: cfg.peers.allow.map(allowEntry) })
   const latch = new DisconnectLatch(join(opts.stateDir, LATCH_FILE))
+  // last_seen, counts and refusals are batched by the registry: written every minute and at stop.
+  const flushTimer = setInterval(() => {
+    try {
+      registry.flush()
+    } catch (err) {
+      log.warn('peer registry flush failed', { error: (err as Error).message })
+    }
+  }, 60_000)
+  flushTimer.unref()
 
   const started = now()
   vov.append('daemon_started', { version: packageVersion(), pid: process.pid, node_id: nodeId, uuid: nodeInfo.uuid, config_file: opts.configFile ?? null, links: cfg.links.filter((l) => l.enabled).map((l) => l.name) })
@@ -382,7 +393,7 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
         throw err
       }
     }
-    const result: ReloadResult = { added: [], removed: [], changed: [], unchanged: [], restart_needed: [] }
+    const result: ReloadResult = { added: [], removed: [], changed: [], unchanged: [], applied: [], restart_needed: [] }
     const want = new Map(next.links.filter((l) => l.enabled).map((l) => [l.name, l]))
     for (const name of [...linkConfigs.keys()]) {
       if (want.has(name)) continue
@@ -409,11 +420,22 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
         }
       }
     }
-    for (const key of ['mesh', 'store', 'peers', 'audit', 'stateDir', 'runtimeDir', 'node'] as const) {
+    if (JSON.stringify(cfg.peers) !== JSON.stringify(next.peers)) {
+      // Applied now: a peer the new allowlist leaves out is refused from here on, and recorded.
+      const demoted = registry.setPolicy({ mode: next.peers.mode, allow: next.peers.allow.map(allowEntry) })
+      for (const p of demoted) {
+        refusedNodes.add(p.node_id)
+        const fields = { node_id: p.node_id, uuid: p.uuid, name: p.name, key: p.identity_key, reason: p.reason ?? 'not_allowlisted', link: null }
+        vov.append('peer_refused', fields)
+        coord('peer_removed', fields)
+      }
+      result.applied.push('peers')
+    }
+    for (const key of ['mesh', 'store', 'audit', 'stateDir', 'runtimeDir', 'node'] as const) {
       if (JSON.stringify(cfg[key]) !== JSON.stringify(next[key])) result.restart_needed.push(key)
     }
     if (JSON.stringify(cfg.logging) !== JSON.stringify(next.logging)) result.restart_needed.push('logging')
-    cfg = { ...cfg, links: next.links }
+    cfg = { ...cfg, links: next.links, peers: next.peers }
     vov.append('config_reloaded', { file: opts.configFile ?? null, ...result })
     log.info('config reloaded', { ...result })
     return result
@@ -442,10 +464,11 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
     reload,
     stop(signal?: string) {
       stopped ??= (async () => {
+        clearInterval(flushTimer)
         await control.close()
         await node.stop()
         await stores.close()
-        registry.flush?.()
+        registry.flush()
         vov.append('daemon_stopped', { signal: signal ?? null, uptime_s: Math.round((now() - started) / 1000) })
         await vov.close()
       })()

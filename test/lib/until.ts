@@ -11,3 +11,14 @@ export function until<T>(what: string, ms: number, probe: () => T | undefined | 
     tick()
   })
 }
+
+/** Like until, for a probe that must await (a control-socket call): polled every `everyMs` (default 50). */
+export async function untilAsync<T>(what: string, ms: number, probe: () => Promise<T | undefined | false | null>, everyMs = 50): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await probe()
+    if (v) return v
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, everyMs))
+  }
+}
