@@ -4,7 +4,7 @@
 FROM node:20-bookworm-slim
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends flatbuffers-compiler \
+ && apt-get install -y --no-install-recommends flatbuffers-compiler socat \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/kairo-gw
