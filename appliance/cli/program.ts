@@ -6,6 +6,7 @@ import { registerIdentity } from './commands/identity.js'
 import { registerKeys } from './commands/keys.js'
 import { registerLab } from './commands/lab.js'
 import { registerLinks } from './commands/links.js'
+import { registerLog } from './commands/log.js'
 import { registerLora } from './commands/lora.js'
 import { registerPeers } from './commands/peers.js'
 import { registerRoutes } from './commands/routes.js'
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerLora(program)
   registerConfig(program)
   registerLab(program)
+  registerLog(program)
   program.addHelpText(
     'after',
     `
