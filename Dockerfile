@@ -4,11 +4,14 @@
 FROM node:20-bookworm-slim
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends flatbuffers-compiler socat \
+ && apt-get install -y --no-install-recommends flatbuffers-compiler socat libpcap-dev python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/kairo-gw
 COPY package.json package-lock.json ./
+# The two native packages of the project's own are file: dependencies: npm ci builds them.
+COPY drivers/ethernet/vendor/cap drivers/ethernet/vendor/cap
+COPY appliance/native appliance/native
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
 RUN node scripts/gen-schemas.mjs

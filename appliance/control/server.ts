@@ -150,7 +150,8 @@ export class ControlServer {
     await fsp.chmod(this.path, 0o660)
     if (gid === undefined) {
       this.log.debug('control socket keeps its owner group', { path: this.path, reason: `no group ${this.group} in ${this.groupFile}` })
-    } else {
+    } else if ((await fsp.stat(this.path)).gid !== gid) {
+      // Under systemd the socket is born with the service's group (and chown is filtered out).
       try {
         await fsp.chown(this.path, -1, gid)
       } catch (err) {
