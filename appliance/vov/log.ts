@@ -480,6 +480,7 @@ export class VovLog {
 
   /** Resolves once every entry appended before the call is written and fdatasync'ed. */
   async flush(): Promise<void> {
+    if (this.closed && this.synced < this.assigned) throw new Error(`VoV log ${this.dir} is closed with ${this.assigned - this.synced} bytes unwritten (${this.lastError?.message ?? 'write failed'})`)
     const target = this.assigned
     while (this.synced < target) {
       const err = await this.startRound()
@@ -511,7 +512,8 @@ export class VovLog {
   }
 
   private appendAt(t: number, type: string, data: Record<string, unknown>): { id: string; seq: number; ts: string } {
-    if (t - this.key.createdMs >= this.keyLifetimeMs) this.rotateAt(t, `the key is ${Math.floor((t - this.key.createdMs) / 1000)} s old (lifetime ${Math.floor(this.keyLifetimeMs / 1000)} s)`)
+    // The certificate's expires_at, or the lifetime configured now if that is shorter.
+    if (t >= Math.min(this.key.expiresMs, this.key.createdMs + this.keyLifetimeMs)) this.rotateAt(t, `the key is ${Math.floor((t - this.key.createdMs) / 1000)} s old (lifetime ${Math.floor(this.keyLifetimeMs / 1000)} s)`)
     return this.emit(type, dataJson(data), false, t)
   }
 

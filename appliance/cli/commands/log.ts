@@ -184,71 +184,75 @@ function printTail(o: Out, lines: TailLine[], json: boolean, follow: boolean): v
   )
 }
 
-/** Follows the newest file (and the files that come after it) until the process is stopped. */
+/**
+ * Follows the log until the process is stopped: each poll reads the complete lines added to the
+ * two newest files and to any file that appeared since (a crash recovery appends to the file
+ * before a removed one; rotation starts new ones), from where it stopped in each.
+ */
 async function follow(o: Out, dir: string, json: boolean, types: Set<string> | null, pollMs: number): Promise<never> {
-  let files = await listLogFiles(dir)
-  let current = files[files.length - 1] ?? null
-  let offset = current ? (await stat(current)).size : 0
-  // Start at the end of the last complete line (what was shown), not inside a torn one.
-  if (current) {
-    const fh = await open(current, 'r')
+  const offsets = new Map<string, number>()
+  const lineNos = new Map<string, number>()
+  const readFrom = async (file: string, from: number): Promise<Buffer> => {
+    const fh = await open(file, 'r')
     try {
-      const buf = await fh.readFile()
-      offset = buf.lastIndexOf(0x0a) + 1
+      const size = (await fh.stat()).size
+      if (size <= from) return Buffer.alloc(0)
+      const buf = Buffer.alloc(size - from)
+      const { bytesRead } = await fh.read(buf, 0, buf.length, from)
+      return buf.subarray(0, bytesRead)
     } finally {
       await fh.close()
     }
   }
-  let carry = Buffer.alloc(0)
-  let lineNo = 0
+  const countLines = (buf: Buffer) => buf.reduce((n, b) => (b === 0x0a ? n + 1 : n), 0)
+  // What was shown already: everything up to the last complete line of the files present now.
+  const start = await listLogFiles(dir)
+  for (const f of start.slice(-2)) {
+    const buf = await readFrom(f, 0)
+    offsets.set(f, buf.lastIndexOf(0x0a) + 1)
+    lineNos.set(f, countLines(buf))
+  }
+  let newestSeen = start[start.length - 1] ?? ''
   for (;;) {
-    if (current) {
-      let size = 0
+    const files = await listLogFiles(dir).catch(() => [] as string[])
+    const watch = new Set([...files.slice(-2), ...files.filter((f) => f > newestSeen)])
+    for (const file of files.filter((f) => watch.has(f))) {
+      let from = offsets.get(file) ?? (file > newestSeen || !start.includes(file) ? 0 : -1)
+      if (from < 0) continue // an old file that was complete before we started
+      let buf: Buffer
       try {
-        size = (await stat(current)).size
+        buf = await readFrom(file, from)
       } catch {
-        size = 0
+        continue // removed meanwhile
       }
-      if (size < offset) {
-        offset = size // cut at open (a torn tail): nothing shown is lost
-        carry = Buffer.alloc(0)
-      }
-      if (size > offset) {
-        const fh = await open(current, 'r')
-        try {
-          const buf = Buffer.alloc(size - offset)
-          const { bytesRead } = await fh.read(buf, 0, buf.length, offset)
-          offset += bytesRead
-          carry = Buffer.concat([carry, buf.subarray(0, bytesRead)])
-        } finally {
-          await fh.close()
-        }
-        const lines: TailLine[] = []
-        let nl: number
-        while ((nl = carry.indexOf(0x0a)) >= 0) {
-          const raw = carry.subarray(0, nl)
-          carry = carry.subarray(nl + 1)
-          lineNo++
-          const p = parseLine(raw)
-          if (types !== null && (!p.ok || !types.has(p.entry.type))) continue
-          lines.push({ raw: Buffer.from(raw), entry: p.ok ? p.entry : null, reason: p.ok ? null : p.reason, where: `${basename(current)}:${lineNo}` })
-        }
-        printTail(o, lines, json, true)
-      }
-    }
-    files = await listLogFiles(dir).catch(() => files)
-    const newest = files[files.length - 1] ?? null
-    if (newest !== null && newest !== current) {
-      // Move on only once the current file is read to its end (it is complete when a newer exists).
-      const size = current ? await stat(current).then((s) => s.size, () => 0) : 0
-      if (current === null || offset >= size) {
-        const idx = current === null ? files.length - 1 : files.indexOf(current) + 1
-        current = files[Math.max(0, Math.min(idx, files.length - 1))]!
-        offset = 0
-        lineNo = 0
-        carry = Buffer.alloc(0)
+      const end = buf.lastIndexOf(0x0a)
+      if (end < 0) {
+        offsets.set(file, from)
         continue
       }
+      const lines: TailLine[] = []
+      let lineNo = lineNos.get(file) ?? 0
+      let at = 0
+      while (at <= end) {
+        const nl = buf.indexOf(0x0a, at)
+        const raw = buf.subarray(at, nl)
+        at = nl + 1
+        lineNo++
+        const p = parseLine(raw)
+        if (types !== null && (!p.ok || !types.has(p.entry.type))) continue
+        lines.push({ raw: Buffer.from(raw), entry: p.ok ? p.entry : null, reason: p.ok ? null : p.reason, where: `${basename(file)}:${lineNo}` })
+      }
+      from += end + 1
+      offsets.set(file, from)
+      lineNos.set(file, lineNo)
+      printTail(o, lines, json, true)
+      if (file > newestSeen) newestSeen = file
+    }
+    // A file cut shorter than what was read (recovery of a torn tail): go on from its new end.
+    for (const [file, off] of offsets) {
+      const size = await stat(file).then((st) => st.size, () => -1)
+      if (size < 0) offsets.delete(file)
+      else if (size < off) offsets.set(file, size)
     }
     await new Promise((r) => setTimeout(r, pollMs))
   }
