@@ -13,6 +13,10 @@
  *  3. The same in a log of several files: a mutation past line 1 of a middle file is caught in
  *     that file at the model's line, or at line 1 of the next file when lines were cut off its end.
  *  4. collectLogs over arbitrary files never throws and never reports ok for garbage.
+ *  5. The writer's recovery at open: any mutation of the newest file, and any bytes in the key
+ *     file, never make VovLog.open throw; what it appends after continues a chain that verifies
+ *     up to the end, or verify fails at a line that was already there (damage before the last
+ *     valid line is left for verify to report, never hidden).
  *
  * fast-check picks the seed; a failure prints it with the shrunk counterexample.
  */
@@ -20,7 +24,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { collectLogs, parseLine, verifyFiles, verifyLog, type VerifyReport } from '../../appliance/vov/index.js'
+import { KEY_FILE, VovLog, collectLogs, parseLine, verifyFiles, verifyLog, type VerifyReport } from '../../appliance/vov/index.js'
 import { clock, identity, logFiles, tempDir, writeLog } from './helpers.js'
 
 const RUNS = Number(process.env.VOV_FUZZ_RUNS ?? 400)
@@ -265,4 +269,31 @@ t.test('collectLogs over arbitrary files never throws and never calls garbage ok
     { numRuns: 150 },
   )
   t.ok(logFiles(multiDir).length > 1)
+})
+
+t.test('open after any damage to the newest file or the key file: never throws, never hides damage', async (t) => {
+  const dir = join(work, 'open-run')
+  const id = identity(5)
+  const keyText = readFileSync(join(work, 'one', KEY_FILE))
+  let n = 0
+  await fc.assert(
+    fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 2 }), fc.option(fc.uint8Array({ maxLength: 200 }), { nil: undefined }), async (ms, keyBytes) => {
+      const sub = join(dir, String(n++))
+      mkdirSync(sub, { recursive: true })
+      let m: Buffer = single
+      for (const mu of ms) m = apply(m, mu)
+      writeFileSync(join(sub, singleName), m)
+      writeFileSync(join(sub, KEY_FILE), keyBytes ?? keyText, { mode: 0o600 })
+      const before = m.subarray(0, m.lastIndexOf(0x0a) + 1).reduce((k, b) => (b === 0x0a ? k + 1 : k), 0)
+      const log = await VovLog.open({ dir: sub, identity: id, now: () => Date.parse('2025-03-02T00:00:00Z') })
+      log.append('after_open', {})
+      await log.close()
+      const r = await verifyLog(sub, { identityKey: id.identityKey })
+      if (!r.ok && (r.error!.line === 0 || r.error!.line > before)) throw new Error(`the writer's own lines do not verify: ${describe(r)}`)
+      const lines = readFileSync(log.file, 'utf8').trimEnd().split('\n')
+      if (!lines[lines.length - 1]!.includes('"type":"after_open"')) throw new Error('the appended entry is not last')
+    }),
+    { numRuns: Math.ceil(RUNS / 2) },
+  )
+  t.pass('open never throws')
 })
