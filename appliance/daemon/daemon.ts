@@ -219,6 +219,9 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
   })
   node.on('message', (m: MeshMessage) => emit('message', { id: m.id, from: m.from, type: m.type, bytes: m.payload.length, cursor: m.cursor, broadcast: m.broadcast, payload: m.payload }))
   const outcomes = new Map<string, Outcome>()
+  /** Messages accepted (this run, or pending at start): where to and when their TTL ends (wall clock). */
+  const accepted = new Map<string, { to: string; expiresAt: number }>()
+  for (const m of node.pendingMessages()) accepted.set(m.id, { to: m.to, expiresAt: m.expiresAt })
   const remember = (mid: string, o: Outcome) => {
     outcomes.set(mid, o)
     if (outcomes.size > MAX_OUTCOMES) outcomes.delete(outcomes.keys().next().value!)
@@ -305,6 +308,10 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
         if (err instanceof TypeError) throw new InvalidParamsError('to', err.message)
         throw err
       }
+      if (!r.broadcast && reliable !== false) {
+        accepted.set(r.id, { to: to.toLowerCase(), expiresAt: r.acceptedAt + (ttl !== undefined ? ttl * 1000 : cfg.store.ttlMs) })
+        if (accepted.size > MAX_OUTCOMES) accepted.delete(accepted.keys().next().value!)
+      }
       return { id: r.id, accepted_at: r.acceptedAt, durable: !r.broadcast && reliable !== false, broadcast: r.broadcast }
     },
     message_status: (params) => {
@@ -313,7 +320,18 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
       const done = outcomes.get(mid)
       if (done !== undefined) return { id: mid, state: done.state, to: done.to, attempts: done.attempts, delivered_at: done.state === 'delivered' ? new Date(done.at).toISOString() : null, last_error: null }
       const pending = node.pendingMessages().find((m) => m.id === mid)
-      if (pending !== undefined) return { id: mid, state: 'pending', to: pending.to, attempts: pending.attempts, delivered_at: null, last_error: node.lastErrorFor(pending.to) }
+      if (pending !== undefined) {
+        accepted.set(mid, { to: pending.to, expiresAt: pending.expiresAt })
+        return { id: mid, state: 'pending', to: pending.to, attempts: pending.attempts, delivered_at: null, last_error: node.lastErrorFor(pending.to) }
+      }
+      // Between the node's decision and its event (the journal write, the next sweep), a message
+      // has left the pending list but has no outcome yet: past its TTL it expired; otherwise its
+      // acknowledgement arrived.
+      const known = accepted.get(mid)
+      if (known !== undefined) {
+        const expired = Date.now() >= known.expiresAt
+        return { id: mid, state: expired ? 'expired' : 'delivered', to: known.to, attempts: 0, delivered_at: expired ? null : new Date(now()).toISOString(), last_error: null }
+      }
       return { id: mid, state: 'unknown', to: null, attempts: 0, delivered_at: null, last_error: null }
     },
     messages: (params) => {

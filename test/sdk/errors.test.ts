@@ -111,9 +111,10 @@ t.test('the gateway stops: calls and the iterator fail with GatewayUnavailableEr
   const before = await k.send(NOBODY, 'TASK_REQUEST', 'queued before the restart')
 
   const iter = k.messages({ pollMs: 50 })[Symbol.asyncIterator]()
-  const pending = iter.next()
+  // Caught at once: the poll may fail while the gateway is still stopping.
+  const failed = rejection(iter.next())
   t.equal(await gw.stop(), 0, 'SIGTERM: clean exit')
-  const iterErr = await rejection(pending)
+  const iterErr = await failed
   t.type(iterErr, GatewayUnavailableError, 'the iterator fails with GatewayUnavailableError')
   const callErr = (await rejection(k.call('status'))) as GatewayUnavailableError
   t.type(callErr, GatewayUnavailableError, 'a call while it is down: GatewayUnavailableError')
