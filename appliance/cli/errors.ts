@@ -15,7 +15,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   0  ok
   1  failure (socket, state directory, peer refused, ...)
   2  usage error (unknown command or option, bad TYPE or address)
-  3  timeout (the peer did not answer in time)`
+  3  timeout (the peer did not answer in time), or a message expired undelivered (send --wait)
+  4  an audit log does not verify (log verify, log collect)`
 
 /** A bad command line: reported like commander's own errors, exit 2. */
 export class UsageError extends Error {

@@ -3,7 +3,7 @@
  * and reconnect a link, rotate the VoV log key; unknown links and bad arguments with exit 2.
  */
 import t from 'tap'
-import { cli, json, startGateway } from '../sdk/gateway.js'
+import { cli, json, startGateway } from '../lib/gateway.js'
 
 interface LinkRow {
   name: string

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { ResourceLimitError } from '../../appliance/core/errors.js'
 import { ControlServer } from '../../appliance/control/server.js'
 import { until } from '../lib/until.js'
-import { cli, json, shortDir, startGateway } from '../sdk/gateway.js'
+import { cli, json, shortDir, startGateway } from '../lib/gateway.js'
 
 t.test('no gateway: exit 1, the socket path and how to start one', async (t) => {
   const dir = shortDir(t)

@@ -4,7 +4,7 @@
  * the three ways to find the socket; --help with examples.
  */
 import t from 'tap'
-import { cli, json, startGateway } from '../sdk/gateway.js'
+import { cli, json, startGateway } from '../lib/gateway.js'
 
 // One gateway for the read-only commands; each command in its own subtest so one that the gateway
 // lacks does not hide the others.

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { ControlClient } from '../../appliance/control/client.js'
 import { freeUdpPorts } from '../lib/ports.js'
-import { cli, gatewayPair, json, startGateway, type Gateway } from '../sdk/gateway.js'
+import { cli, gatewayPair, json, startGateway, type Gateway } from '../lib/gateway.js'
 
 async function inbox(gw: Gateway): Promise<Array<{ id: string; from: string; type: string; payload_b64: string }>> {
   const c = await ControlClient.connect(gw.socket, { timeoutMs: 5000 })

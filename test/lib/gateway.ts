@@ -1,5 +1,5 @@
 /**
- * Real gateways for the SDK and admin CLI tests: `kairo-gw run` as a child process in temporary
+ * Real gateways for the daemon, SDK and admin CLI tests: `kairo-gw run` as a child process in temporary
  * state and runtime dirs, ready when its `ready` JSON line names the control socket; and the CLI
  * itself as a child process.
  *

@@ -15,7 +15,7 @@ import {
   type AgentType,
 } from '../../appliance/sdk/index.js'
 import { freeUdpPorts } from '../lib/ports.js'
-import { shortDir, startGateway } from './gateway.js'
+import { shortDir, startGateway } from '../lib/gateway.js'
 
 const NOBODY = 'a0'.repeat(16)
 

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { freeUdpPorts } from '../lib/ports.js'
 import { until } from '../lib/until.js'
-import { cleanEnv, gatewayPair, ROOT, shortDir } from './gateway.js'
+import { cleanEnv, gatewayPair, ROOT, shortDir } from '../lib/gateway.js'
 
 const AGENT = join(ROOT, 'appliance', 'sdk', 'example-agent.ts')
 

@@ -7,7 +7,7 @@ import t from 'tap'
 import { AGENT_TYPES, KairoClient, ReceivedMessage, type AgentType } from '../../appliance/sdk/index.js'
 import { freeUdpPorts } from '../lib/ports.js'
 import { until } from '../lib/until.js'
-import { gatewayPair } from './gateway.js'
+import { gatewayPair } from '../lib/gateway.js'
 
 /** Collects what messages() yields until stopped. */
 function collect(client: KairoClient, since = 0) {
