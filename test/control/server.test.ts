@@ -64,7 +64,7 @@ t.test('round trip through ControlClient', async (t) => {
   t.equal(await client.call<number>('add', { a: 2, b: 40 }), 42)
   t.same(await client.call('echo'), {}, 'params default to {}')
   t.equal(await client.call('nothing'), null, 'undefined result → null')
-  t.same(await client.call('peer'), {}, 'ctx.peer is empty until issue 5')
+  t.match(await client.call('peer'), { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() }, 'ctx.peer: this process, by SO_PEERCRED')
   t.equal((await client.call<string>('big', { n: 3_000_000 })).length, 3_000_000, 'a 3 MB result arrives whole')
   t.equal(server.connectionCount, 1)
 })
