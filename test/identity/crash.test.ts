@@ -8,7 +8,6 @@
  * the fsyncs are what extends the same to a power cut.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { randomInt } from 'node:crypto'
 import { readFileSync, readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -19,6 +18,7 @@ import { MeshIpAllocator } from '../../appliance/identity/mesh-ip.js'
 import { loadOrCreateNodeInfo } from '../../appliance/identity/node-info.js'
 import { PeerRegistry } from '../../appliance/identity/peers.js'
 import { tempDir } from './helpers.js'
+import { runUntilKilled } from '../lib/kill-child.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = join(HERE, '..', '..')
@@ -34,47 +34,22 @@ interface Round {
   lines: number
 }
 
-function runChild(dir: string, killAfterMs: number): Promise<Round> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', join(HERE, 'crash-child.ts'), dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    const round: Round = { attempt: -1, admitted: new Set(), coordLines: 0, lines: 0 }
-    let buf = ''
-    let stderr = ''
-    let killed = false
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`the child did not start within 60 s: ${stderr}`))
-    }, 60_000)
-    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()))
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString()
-      let nl: number
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        round.lines++
-        const [tag, arg] = line.split(' ') as [string, string]
-        if (tag === 'ready' && !killed) {
-          killed = true
-          clearTimeout(timer)
-          setTimeout(() => child.kill('SIGKILL'), killAfterMs)
-        } else if (tag === 'n') round.uuidInFlight = arg
-        else if (tag === 'N') {
-          round.uuidStored = arg
-          round.uuidInFlight = undefined
-        } else if (tag === 'M') round.attempt = Number(arg)
-        else if (tag === 'p') round.admitting = arg
-        else if (tag === 'P') {
-          round.admitted.add(arg)
-          round.admitting = undefined
-        } else if (tag === 'C') round.coordLines = Number(arg)
-      }
-    })
-    child.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL' && killed) resolve(round)
-      else reject(new Error(`child exited with ${code ?? signal} before it was killed: ${stderr}`))
-    })
+async function runChild(dir: string, killAfterMs: number): Promise<Round> {
+  const round: Round = { attempt: -1, admitted: new Set(), coordLines: 0, lines: 0 }
+  await runUntilKilled(join(HERE, 'crash-child.ts'), [dir], { cwd: ROOT, killAfterMs }, (tag, arg) => {
+    round.lines++
+    if (tag === 'n') round.uuidInFlight = arg
+    else if (tag === 'N') {
+      round.uuidStored = arg
+      round.uuidInFlight = undefined
+    } else if (tag === 'M') round.attempt = Number(arg)
+    else if (tag === 'p') round.admitting = arg
+    else if (tag === 'P') {
+      round.admitted.add(arg)
+      round.admitting = undefined
+    } else if (tag === 'C') round.coordLines = Number(arg)
   })
+  return round
 }
 
 t.test(`kill -9 at a random moment, ${ROUNDS} times: every file opens and keeps what was stored`, async (t) => {

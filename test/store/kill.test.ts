@@ -9,12 +9,12 @@
  * that cannot be simulated here.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { randomInt } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Outbox } from '../../appliance/store/outbox.js'
 import { tempDir } from './helpers.js'
+import { runUntilKilled } from '../lib/kill-child.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = join(HERE, '..', '..')
@@ -28,41 +28,16 @@ interface Round {
   lines: number
 }
 
-function runChild(dir: string, killAfterMs: number): Promise<Round> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', join(HERE, 'kill-child.ts'), dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    const round: Round = { accepted: [], delivering: new Set(), delivered: new Set(), rewrites: 0, lines: 0 }
-    let buf = ''
-    let stderr = ''
-    let killed = false
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`the child did not start within 60 s: ${stderr}`))
-    }, 60_000)
-    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()))
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString()
-      let nl: number
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        round.lines++
-        const [tag, arg] = line.split(' ') as [string, string]
-        if (tag === 'ready' && !killed) {
-          killed = true
-          clearTimeout(timer)
-          setTimeout(() => child.kill('SIGKILL'), killAfterMs)
-        } else if (tag === 'A') round.accepted.push(arg)
-        else if (tag === 'd') round.delivering.add(arg)
-        else if (tag === 'D') round.delivered.add(arg)
-        else if (tag === 'R') round.rewrites = Number(arg)
-      }
-    })
-    child.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL' && killed) resolve(round)
-      else reject(new Error(`child exited with ${code ?? signal} before it was killed: ${stderr}`))
-    })
+async function runChild(dir: string, killAfterMs: number): Promise<Round> {
+  const round: Round = { accepted: [], delivering: new Set(), delivered: new Set(), rewrites: 0, lines: 0 }
+  await runUntilKilled(join(HERE, 'kill-child.ts'), [dir], { cwd: ROOT, killAfterMs }, (tag, arg) => {
+    round.lines++
+    if (tag === 'A') round.accepted.push(arg)
+    else if (tag === 'd') round.delivering.add(arg)
+    else if (tag === 'D') round.delivered.add(arg)
+    else if (tag === 'R') round.rewrites = Number(arg)
   })
+  return round
 }
 
 t.test(`kill -9 at a random moment, ${ROUNDS} times: every acknowledged accept is in the outbox`, async (t) => {

@@ -8,13 +8,13 @@
  * last valid line is not repaired but left for verify to report.
  */
 import t, { type Test } from 'tap'
-import { spawn } from 'node:child_process'
 import { randomInt } from 'node:crypto'
 import { appendFileSync, chmodSync, existsSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { KEY_FILE, VovLog, fileNameFor, parseLine, verifyLog } from '../../appliance/vov/index.js'
 import { clock, editLine, identity, logFiles, readLines, tempDir, writeLog } from './helpers.js'
+import { runUntilKilled } from '../lib/kill-child.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = join(HERE, '..', '..')
@@ -31,36 +31,12 @@ function entriesOf(dir: string) {
 }
 
 /** Runs the child until `killAfterMs` after it is ready; resolves with the last seq it flushed. */
-function runChild(dir: string, killAfterMs: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', join(HERE, 'crash-child.ts'), dir, SEED.toString('hex')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    let flushed = -1
-    let buf = ''
-    let stderr = ''
-    let killed = false
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`the child did not start within 60 s: ${stderr}`))
-    }, 60_000)
-    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()))
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString()
-      let nl: number
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const [tag, arg] = buf.slice(0, nl).split(' ')
-        buf = buf.slice(nl + 1)
-        if (tag === 'ready' && !killed) {
-          killed = true
-          clearTimeout(timer)
-          setTimeout(() => child.kill('SIGKILL'), killAfterMs)
-        } else if (tag === 'F') flushed = Number(arg)
-      }
-    })
-    child.on('close', (code, signal) => {
-      if (signal === 'SIGKILL') resolve(flushed)
-      else reject(new Error(`the child exited by itself (code ${code}): ${stderr}`))
-    })
+async function runChild(dir: string, killAfterMs: number): Promise<number> {
+  let flushed = -1
+  await runUntilKilled(join(HERE, 'crash-child.ts'), [dir, SEED.toString('hex')], { cwd: ROOT, killAfterMs }, (tag, arg) => {
+    if (tag === 'F') flushed = Number(arg)
   })
+  return flushed
 }
 
 t.test('kill -9 while appending, five times: the chain goes on, nothing flushed is lost', async (t) => {
