@@ -19,6 +19,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { startEmulator, type Emulator } from '../../firmware-bridge/emulator/main.js'
 import { LoRaLink, type LoRaLinkOptions } from './link.js'
 
+const SETPRIV = '/usr/bin/setpriv'
+
 export interface EmulatedLoRaLinkOptions extends Omit<LoRaLinkOptions, 'path' | 'backend'> {
   /** Where the PTY pair's links go (must exist). */
   dir: string
@@ -70,7 +72,10 @@ export class EmulatedLoRaLink extends LoRaLink {
   private async startEmulator(): Promise<void> {
     await this.stopEmulator()
     for (const p of [this.hostTty, this.mcuTty]) rmSync(p, { force: true })
-    const child = spawn('socat', [`pty,raw,echo=0,link=${this.hostTty}`, `pty,raw,echo=0,link=${this.mcuTty}`], { stdio: ['ignore', 'ignore', 'pipe'] })
+    const socatArgs = [`pty,raw,echo=0,link=${this.hostTty}`, `pty,raw,echo=0,link=${this.mcuTty}`]
+    // socat outlives a daemon killed with SIGKILL unless the kernel ends it with its parent
+    // (PR_SET_PDEATHSIG, through util-linux's setpriv; under systemd the cgroup ends it anyway).
+    const child = existsSync(SETPRIV) ? spawn(SETPRIV, ['--pdeathsig', 'SIGKILL', '--', 'socat', ...socatArgs], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn('socat', socatArgs, { stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''
     child.stderr?.setEncoding('utf8').on('data', (d: string) => {
       if (stderr.length < 4000) stderr += d
