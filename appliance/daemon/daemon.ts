@@ -85,10 +85,11 @@ interface Outcome {
 /** Outcomes of messages kept for message_status, newest last. */
 const MAX_OUTCOMES = 10_000
 
-function by(ctx: ControlContext | undefined): Record<string, unknown> {
-  const p = ctx?.peer
-  if (p === undefined || p.uid === undefined) return { via: 'control socket', credentials: 'unknown' }
-  return { uid: p.uid, gid: p.gid, pid: p.pid, ...((p as { user?: string }).user !== undefined ? { user: (p as { user?: string }).user } : {}) }
+/** Who called, for the audit log: the control client's SO_PEERCRED credentials. */
+function by(ctx: ControlContext): Record<string, unknown> {
+  const p = ctx.peer
+  if (p.uid === undefined) return { via: 'control socket', credentials: 'unknown' }
+  return { uid: p.uid, gid: p.gid, pid: p.pid, ...(p.user !== undefined ? { user: p.user } : {}) }
 }
 
 export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Promise<Daemon> {
@@ -180,6 +181,7 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
 
   // ---- links and mesh ---------------------------------------------------------------------
   const stores = await openStores(join(opts.stateDir, 'mesh'), cfg.store)
+  const uuidBytes = uuidToBytes(nodeInfo.uuid)
   const node = new MeshNode({
     identity: id,
     links: [],
@@ -188,7 +190,7 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
     announceIntervalMs: cfg.mesh.announceIntervalMs,
     hopLimit: cfg.mesh.hopLimit,
     log,
-    announceInfo: () => ({ uuid: uuidToBytes(nodeInfo.uuid), meshIp: ipToInt(allocator.current().ip), name: cfg.node.name }),
+    announceInfo: () => ({ uuid: uuidBytes, meshIp: ipToInt(allocator.current().ip), name: cfg.node.name }),
     admit,
     refused: (n) => refusedNodes.has(n),
   })
@@ -449,10 +451,9 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
       }
       result.applied.push('peers')
     }
-    for (const key of ['mesh', 'store', 'audit', 'stateDir', 'runtimeDir', 'node'] as const) {
+    for (const key of ['mesh', 'store', 'audit', 'stateDir', 'runtimeDir', 'node', 'logging'] as const) {
       if (JSON.stringify(cfg[key]) !== JSON.stringify(next[key])) result.restart_needed.push(key)
     }
-    if (JSON.stringify(cfg.logging) !== JSON.stringify(next.logging)) result.restart_needed.push('logging')
     cfg = { ...cfg, links: next.links, peers: next.peers }
     vov.append('config_reloaded', { file: opts.configFile ?? null, ...result })
     log.info('config reloaded', { ...result })

@@ -10,8 +10,6 @@
  * (exit 0); accepted messages not yet delivered stay in the durable outbox.
  */
 import { existsSync } from 'node:fs'
-import { createHash } from 'node:crypto'
-import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { CliError } from '../errors.js'
@@ -22,12 +20,12 @@ import { packageVersion } from '../version.js'
 import { embeddedDefaultConfig, loadConfig } from '../../config/load.js'
 import type { GatewayConfig } from '../../config/schema.js'
 import { startDaemon, type Daemon } from '../../daemon/daemon.js'
+import { devRuntimeDir, SOCKET_NAME, SYSTEM_RUNTIME_DIR } from '../../sdk/socket.js'
 import { notifyReady, notifyReloading, notifyStopping, startWatchdog } from '../../system/sd-notify.js'
 
 /** The config a bare `kairo-gw run` reads when it exists (systemd's ConfigurationDirectory). */
 export const SYSTEM_CONFIG = '/etc/kairo-gw/config.yaml'
 export const SYSTEM_STATE_DIR = '/var/lib/kairo-gw'
-export const SYSTEM_RUNTIME_DIR = '/run/kairo-gw'
 
 export const DEFAULT_HOST = '127.0.0.1'
 export const DEFAULT_PORT = 47800
@@ -86,10 +84,9 @@ function runtimeDirFor(opts: RunOptions, cfg: GatewayConfig, stateDir: string, s
   const env = process.env.KAIRO_RUNTIME_DIR
   if (env !== undefined && env !== '') return resolve(env)
   if (system) return SYSTEM_RUNTIME_DIR
-  const beside = join(stateDir, 'run')
-  // A Unix socket path holds 107 bytes: a deep state dir gets its socket under /tmp instead.
-  if (Buffer.byteLength(join(beside, 'control.sock')) <= 107) return beside
-  return join(tmpdir(), `kairo-gw-${createHash('sha256').update(stateDir).digest('hex').slice(0, 12)}`)
+  // <stateDir>/run, or a dir under /tmp when the socket path would be too long (the SDK and the
+  // CLI find it by the same function).
+  return devRuntimeDir(stateDir)
 }
 
 /** --config, else $KAIRO_CONFIG, else /etc/kairo-gw/config.yaml if it exists; undefined: the embedded default. */
@@ -158,7 +155,7 @@ export async function runGateway(opts: RunOptions): Promise<void> {
 
 /** The --socket option the other commands need to find this gateway, when they would not by default. */
 function socketHint(socket: string, stateDir: string): string {
-  return socket === join(resolveStateDir(undefined), 'run', 'control.sock') ? '' : ` --socket ${socket}`
+  return socket === join(devRuntimeDir(resolveStateDir(undefined)), SOCKET_NAME) ? '' : ` --socket ${socket}`
 }
 
 async function announceAndWait(daemon: Daemon, cfg: GatewayConfig, opts: RunOptions, stateDir: string, configFile: string | undefined, received: () => number): Promise<void> {
