@@ -17,7 +17,7 @@ const mode = process.argv[2] ?? 'start'
 /** Debian package → a file whose presence shows it is installed. */
 const DEB = {
   start: { 'flatbuffers-compiler': '/usr/bin/flatc', socat: '/usr/bin/socat', 'libpcap-dev': '/usr/include/pcap/pcap.h', iproute2: '/sbin/ip' },
-  test: { 'flatbuffers-compiler': '/usr/bin/flatc', socat: '/usr/bin/socat', 'libpcap-dev': '/usr/include/pcap/pcap.h', iproute2: '/sbin/ip', systemd: '/usr/bin/systemd-analyze', udev: '/usr/bin/udevadm', procps: '/bin/kill' },
+  test: { 'flatbuffers-compiler': '/usr/bin/flatc', socat: '/usr/bin/socat', 'libpcap-dev': '/usr/include/pcap/pcap.h', iproute2: '/sbin/ip', systemd: '/usr/bin/systemd-analyze', udev: '/usr/bin/udevadm', procps: '/bin/kill', tshark: '/usr/bin/tshark' },
   bench: {
     'flatbuffers-compiler': '/usr/bin/flatc',
     'libsodium-dev': '/usr/include/sodium.h',
