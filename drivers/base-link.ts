@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { ResourceLimitError } from '../appliance/core/errors.js'
-import type { Link, LinkEvents, LinkKind, LinkQuality, LinkState, LinkStats, Priority, ReceivedFrame, SendOptions } from './link.js'
+import type { Link, LinkEvents, LinkKind, LinkQuality, LinkState, LinkStats, Priority, ReceivedFrame, SendOptions, TapHandle, TapInterface, TapPacket, TapSink } from './link.js'
 
 export interface QueuedFrame {
   data: Buffer
@@ -270,6 +270,41 @@ export abstract class BaseLink extends EventEmitter<LinkEvents> implements Link 
 
   quality(): LinkQuality {
     return {}
+  }
+
+  // ---- capture taps -------------------------------------------------------------------------
+  private readonly taps = new Set<TapSink>()
+
+  /** True while a capture taps this link: drivers build tap packets only then. */
+  protected get tapping(): boolean {
+    return this.taps.size > 0
+  }
+
+  /** Hands a packet to every tap. A failing sink is removed, never allowed to hurt the link. */
+  protected tap(p: TapPacket): void {
+    for (const sink of this.taps) {
+      try {
+        sink(p)
+      } catch {
+        this.taps.delete(sink)
+        this.countError('tap-failed')
+      }
+    }
+  }
+
+  /** Drivers that can be captured override this (and call `tap()` where frames cross). */
+  tapInterfaces(): TapInterface[] {
+    return []
+  }
+
+  async startTap(sink: TapSink): Promise<TapHandle> {
+    if (this.tapInterfaces().length === 0) throw new TypeError(`link ${this.name} (${this.kind}) cannot be captured`)
+    this.taps.add(sink)
+    return {
+      stop: async () => {
+        this.taps.delete(sink)
+      },
+    }
   }
 
   stats(): LinkStats {

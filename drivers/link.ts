@@ -34,6 +34,14 @@
  * Receiving: every frame that arrives is emitted as `frame` with link-level metadata; its `data`
  * is a buffer the link never touches again (a relay may change it in place and send it on). A link
  * never emits a frame it knows to be corrupt (bad CRC at the PHY); it counts it instead.
+ *
+ * Capture (taps): `tapInterfaces()` lists what the link can show a packet capture, one pcapng
+ * interface each (a LoRa link shows its air and its serial line); `startTap(sink)` hands the sink
+ * a copy of every frame that crosses the link from then on, as bytes of that interface's link
+ * type (docs/pcap.md). A tap never blocks or slows the link: the sink is called synchronously
+ * with a fresh buffer and must return at once (pcap/capture.ts queues and writes elsewhere).
+ * Raw NIC links capture through a second libpcap handle with a BPF filter; the others tap
+ * inside the driver, where what was sent and what was received are known with their metadata.
  */
 import type { EventEmitter } from 'node:events'
 
@@ -95,6 +103,33 @@ export interface LinkEvents {
   error: [Error]
 }
 
+export interface TapInterface {
+  /** tcpdump.org LINKTYPE_* of the bytes this interface's packets hold (pcap/pcapng.ts). */
+  linktype: number
+  /** Interface name in the capture: the link's name, or `<link>/<layer>` for a second layer. */
+  name: string
+  description?: string
+  /** The BPF filter packets were captured with, when captured through libpcap. */
+  filter?: string
+}
+
+export interface TapPacket {
+  /** Index into `tapInterfaces()`. */
+  iface: number
+  dir: 'in' | 'out'
+  /** Link-layer bytes of the interface's link type; the sink may keep them. */
+  data: Buffer
+  /** Microseconds since the Unix epoch (the tap's clock when omitted). */
+  tsUs?: bigint
+  comment?: string
+}
+
+export type TapSink = (p: TapPacket) => void
+
+export interface TapHandle {
+  stop(): Promise<void>
+}
+
 export interface Link extends EventEmitter<LinkEvents> {
   readonly name: string
   readonly kind: LinkKind
@@ -109,4 +144,8 @@ export interface Link extends EventEmitter<LinkEvents> {
   abort(reason?: Error): void
   quality(): LinkQuality
   stats(): LinkStats
+  /** What a capture of this link shows; empty (or absent, for proxies) when it cannot be captured. */
+  tapInterfaces?(): TapInterface[]
+  /** Starts copying what crosses the link to `sink` (see Capture above). */
+  startTap?(sink: TapSink): Promise<TapHandle>
 }

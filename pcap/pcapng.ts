@@ -21,6 +21,8 @@ export const LINKTYPE = Object.freeze({
   RAW: 101,
   /** LINKTYPE_USER0: one firmware-bridge link frame, COBS-decoded (header, Frame, CRC-32C). */
   KAIRO_FB: 147,
+  /** LINKTYPE_USER1: one bare AI-TCP frame, no link header (links without one: fake, BLE GATT). */
+  AITCP: 148,
   /** LoRaTap v0 header (15 bytes) + the radio payload as sent or heard on air. */
   LORATAP: 270,
 })

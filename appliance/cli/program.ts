@@ -8,6 +8,7 @@ import { registerLab } from './commands/lab.js'
 import { registerLinks } from './commands/links.js'
 import { registerLog } from './commands/log.js'
 import { registerLora } from './commands/lora.js'
+import { registerPcap } from './commands/pcap.js'
 import { registerPeers } from './commands/peers.js'
 import { registerRoutes } from './commands/routes.js'
 import { registerRun } from './commands/run.js'
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerConfig(program)
   registerLab(program)
   registerLog(program)
+  registerPcap(program)
   program.addHelpText(
     'after',
     `

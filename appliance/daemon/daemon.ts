@@ -34,6 +34,7 @@ import { PeerRegistry } from '../identity/peers.js'
 import { CoordinationLog } from '../identity/coordination-log.js'
 import { VovLog } from '../vov/index.js'
 import { createLink } from './links.js'
+import { CaptureManager } from './captures.js'
 import { DisconnectLatch, LATCH_FILE } from './latch.js'
 import { ipToInt, intToIp, uuidFromBytes, uuidToBytes } from './addr.js'
 
@@ -261,6 +262,15 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
   })
   const admin = (method: string, ctx: ControlContext, params: Record<string, unknown>) => vov.append('admin_command', { method, params, by: by(ctx) })
 
+  const captures = new CaptureManager({
+    stateDir: opts.stateDir,
+    nodeId,
+    version: packageVersion(),
+    link: (name) => node.linkDrivers().find((l) => l.name === name),
+    linkNames: () => node.linkDrivers().map((l) => l.name),
+    record: (type, data) => vov.append(type, data),
+  })
+
   const linkParam = (params: Record<string, unknown>): string => {
     const name = param(params, 'link', 'string', { required: true })
     if (!linkConfigs.has(name)) {
@@ -391,6 +401,7 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
       admin('reload', ctx, {})
       return reload()
     },
+    ...captures.handlers(by),
   }
 
   // ---- reload -----------------------------------------------------------------------------
@@ -485,6 +496,7 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
       stopped ??= (async () => {
         clearInterval(flushTimer)
         await control.close()
+        await captures.stopAll(`gateway stopping${signal !== undefined ? ` (${signal})` : ''}`)
         await node.stop()
         await stores.close()
         registry.flush()

@@ -26,7 +26,9 @@
 import type { Cap } from 'cap'
 import { ConfigRejectedError } from '../../appliance/core/errors.js'
 import { BaseLink, type BaseLinkOptions } from '../base-link.js'
-import type { LinkKind, SendOptions } from '../link.js'
+import type { LinkKind, SendOptions, TapHandle, TapInterface, TapSink } from '../link.js'
+import { LINKTYPE } from '../../pcap/pcapng.js'
+import { openLibpcapTap } from './capture.js'
 import { BROADCAST_MAC, decodeEthernetFrame, encodeEthernetFrame, ETHERTYPE_KAIRO, formatMac, isGroupMac, LENGTH_FIELD_BYTES, MAX_PAYLOAD_BYTES, parseMac } from './frame.js'
 import {
   ARPHRD_ETHER,
@@ -149,6 +151,26 @@ export class EthernetLink extends BaseLink {
   }
 
   /** Our MAC address (`aa:bb:cc:dd:ee:ff`) once open. */
+  /** BPF filter of a capture of this link: our EtherType, both ways. */
+  get captureFilter(): string {
+    return `ether proto 0x${ETHERTYPE_KAIRO.toString(16)}`
+  }
+
+  override tapInterfaces(): TapInterface[] {
+    return [{ linktype: LINKTYPE.ETHERNET, name: this.name, description: `kairo-gw Ethernet link ${this.name} on ${this.interface} (EtherType 0x${ETHERTYPE_KAIRO.toString(16)})`, filter: this.captureFilter }]
+  }
+
+  /** Captured through a second libpcap handle on the interface (drivers/ethernet/capture.ts). */
+  override async startTap(sink: TapSink): Promise<TapHandle> {
+    return openLibpcapTap({
+      interface: this.interface,
+      filter: this.captureFilter,
+      direction: (f) => (this.macBytes !== undefined && f.subarray(6, 12).equals(this.macBytes) ? 'out' : 'in'),
+      sink,
+      onError: () => this.countError('tap-capture'),
+    })
+  }
+
   get mac(): string | undefined {
     return this.macStr
   }

@@ -25,7 +25,9 @@
 import type { Socket } from 'raw-socket'
 import { isIPv4 } from 'node:net'
 import { BaseLink, type BaseLinkOptions, type QueuedFrame } from '../base-link.js'
-import type { LinkKind, SendOptions } from '../link.js'
+import type { LinkKind, SendOptions, TapHandle, TapInterface, TapSink } from '../link.js'
+import { LINKTYPE } from '../../pcap/pcapng.js'
+import { openLibpcapTap } from './capture.js'
 import { IP_PROTOCOL_KAIRO, IPV4_MIN_HEADER_BYTES, stripIpv4Header } from './frame.js'
 import {
   checkInt,
@@ -182,6 +184,24 @@ export class RawIpLink extends BaseLink {
   /** The interface the link is bound to (given, or found from `address` at open). */
   get interfaceName(): string | undefined {
     return this.ifname
+  }
+
+  override tapInterfaces(): TapInterface[] {
+    return [{ linktype: LINKTYPE.ETHERNET, name: this.name, description: `kairo-gw raw IP link ${this.name} on ${this.ifname ?? this.opts.interface ?? this.opts.address ?? '?'} (IP protocol ${IP_PROTOCOL_KAIRO})`, filter: `ip proto ${IP_PROTOCOL_KAIRO}` }]
+  }
+
+  /** Captured through libpcap on the interface, Ethernet frames with IP protocol 253 inside. */
+  override async startTap(sink: TapSink): Promise<TapHandle> {
+    const ifname = this.ifname ?? this.opts.interface
+    if (ifname === undefined) throw new TypeError(`link ${this.name}: not open yet, so its interface is unknown; capture it once it is up`)
+    return openLibpcapTap({
+      interface: ifname,
+      filter: `ip proto ${IP_PROTOCOL_KAIRO}`,
+      // IPv4 source address at 14 + 12 in the Ethernet frame.
+      direction: (f) => (this.local !== undefined && f.length >= 30 && f.subarray(26, 30).join('.') === this.local ? 'out' : 'in'),
+      sink,
+      onError: () => this.countError('tap-capture'),
+    })
   }
 
   /** `opts.to`: an IPv4 address; omitted = broadcast (see RawIpLinkOptions). */

@@ -7,7 +7,8 @@
  * `latencyMs`; it can be unplugged and replugged like a cable.
  */
 import { BaseLink } from '../base-link.js'
-import type { LinkKind, LinkQuality } from '../link.js'
+import type { LinkKind, LinkQuality, ReceivedFrame, TapInterface } from '../link.js'
+import { LINKTYPE } from '../../pcap/pcapng.js'
 
 export interface FakeWireOptions {
   mtu?: number
@@ -78,6 +79,7 @@ export class FakeLink extends BaseLink {
         const peer = this.peer
         if (this.wire.plugged && peer !== undefined && peer.connected) {
           this.sent(f.data.length)
+          if (this.tapping) this.tap({ iface: 0, dir: 'out', data: Buffer.from(f.data) })
           peer.deliver({ data: f.data, from: this.name, at: Date.now() })
         } else if (this.connected) {
           this.requeue(f)
@@ -92,6 +94,15 @@ export class FakeLink extends BaseLink {
 
   override quality(): LinkQuality {
     return { loss: 0 }
+  }
+
+  override tapInterfaces(): TapInterface[] {
+    return [{ linktype: LINKTYPE.AITCP, name: this.name, description: `kairo-gw fake link ${this.name}: bare AI-TCP frames` }]
+  }
+
+  protected override deliver(f: ReceivedFrame): void {
+    if (this.tapping) this.tap({ iface: 0, dir: 'in', data: Buffer.from(f.data) })
+    super.deliver(f)
   }
 }
 

@@ -19,7 +19,10 @@ import { SerialPort } from 'serialport'
 import { ConfigRejectedError, ConnectionLostError, MalformedPacketError, RadioError, ResourceLimitError, TimeoutError } from '../../appliance/core/errors.js'
 import { fragment, maxFragmentableBytes, Reassembler, FRAGMENT_VK } from '../../appliance/core/fragment.js'
 import { BaseLink, type QueuedFrame } from '../base-link.js'
-import type { LinkKind, LinkQuality, LinkStats } from '../link.js'
+import type { LinkKind, LinkQuality, LinkStats, TapInterface } from '../link.js'
+import { LINKTYPE } from '../../pcap/pcapng.js'
+import { loraTapHeader } from '../../pcap/encap.js'
+import { cobsDecode } from '../../firmware-bridge/cobs.js'
 import type { DeviceInfo, RadioBackend, RadioRx } from './backend.js'
 import { DutyCycle, type DutyEntry } from './duty-cycle.js'
 import { DEFAULT_RADIO, LORA_PHY_MTU, REGIONS, radioConfigProblems, regionProblems, timeOnAirMs, type RadioConfig, type Region } from './radio.js'
@@ -193,10 +196,15 @@ export class LoRaLink extends BaseLink {
     this.port = port
     const backend = makeBackend(this.opts.backend, this.scale)
     this.backend = backend
+    const serialTap = this.opts.backend === 'firmware-bridge' ? { in: new BridgeTapSplitter(), out: new BridgeTapSplitter() } : null
     backend.attach((bytes) => {
+      if (serialTap !== null && this.tapping) this.tapBridge('out', serialTap.out, bytes)
       if (port.isOpen) port.write(bytes)
     })
-    port.on('data', (d) => backend.receive(d))
+    port.on('data', (d: Buffer) => {
+      if (serialTap !== null && this.tapping) this.tapBridge('in', serialTap.in, d)
+      backend.receive(d)
+    })
     port.on('error', (err) => {
       this.countError((err as { code?: string }).code ?? 'serial-error')
       this.lost('serial error')
@@ -243,7 +251,27 @@ export class LoRaLink extends BaseLink {
     }
   }
 
+  // ---- capture ---------------------------------------------------------------------------------
+
+  override tapInterfaces(): TapInterface[] {
+    const r = this.radio
+    const air: TapInterface = { linktype: LINKTYPE.LORATAP, name: this.name, description: `kairo-gw LoRa link ${this.name}: ${(r.frequencyHz / 1e6).toFixed(3)} MHz SF${r.spreadingFactor} BW${r.bandwidthHz / 1000} kHz, radio frames as on air` }
+    if (this.opts.backend !== 'firmware-bridge') return [air]
+    return [air, { linktype: LINKTYPE.KAIRO_FB, name: `${this.name}/bridge`, description: `kairo-gw LoRa link ${this.name}: firmware-bridge frames on ${this.opts.path}` }]
+  }
+
+  private tapAir(dir: 'in' | 'out', payload: Buffer, rssi?: number, snr?: number): void {
+    const r = this.radio
+    const hdr = loraTapHeader({ frequencyHz: r.frequencyHz, bandwidthHz: r.bandwidthHz, spreadingFactor: r.spreadingFactor, syncWord: r.syncWord, ...(rssi === undefined ? {} : { rssi }), ...(snr === undefined ? {} : { snr }) })
+    this.tap({ iface: 0, dir, data: Buffer.concat([hdr, payload]) })
+  }
+
+  private tapBridge(dir: 'in' | 'out', splitter: BridgeTapSplitter, bytes: Uint8Array): void {
+    for (const f of splitter.push(bytes)) this.tap({ iface: 1, dir, data: f.data, ...(f.comment === undefined ? {} : { comment: f.comment }) })
+  }
+
   private onRx(rx: RadioRx): void {
+    if (this.tapping) this.tapAir('in', rx.payload, rx.rssi, rx.snr)
     this.last = { rssi: rx.rssi, snr: rx.snr }
     let data: Buffer | null = rx.payload
     if (data.length > 0 && data[0] === FRAGMENT_VK) {
@@ -308,6 +336,8 @@ export class LoRaLink extends BaseLink {
         // The frame left the antenna later than it left the queue (serial line, the device's own
         // queue and CSMA): count its airtime from when it really started, as the regulator does.
         if (entry !== null) this.duty.restamp(entry, this.now() - air)
+        // Captured once the radio reports it sent (TX done), so a frame retried is shown once.
+        if (this.tapping) this.tapAir('out', f.data)
         this.sent(f.data.length)
         this.kick()
         if (this.state === 'closing') this.pump()
@@ -348,5 +378,44 @@ export class LoRaLink extends BaseLink {
 
   override stats(): LinkStats & { airtimeMs: number; device: DeviceInfo | null; reassembly: ReturnType<Reassembler['stats']>; backend: Record<string, unknown> | null } {
     return { ...super.stats(), airtimeMs: Math.round(this.airtimeMs), device: this.info, reassembly: this.reassembler.stats(), backend: this.backend?.stats() ?? null }
+  }
+}
+
+/**
+ * Cuts the serial byte stream of one direction into firmware-bridge link frames for a capture:
+ * split at the 0x00 delimiter, COBS-decoded. What is not valid COBS is kept as it was on the
+ * line, with a comment, so an auditor sees line noise too. Bounded like the protocol's receiver.
+ */
+class BridgeTapSplitter {
+  private buf: Buffer[] = []
+  private size = 0
+
+  push(bytes: Uint8Array): { data: Buffer; comment?: string }[] {
+    const out: { data: Buffer; comment?: string }[] = []
+    let start = 0
+    for (let i = 0; i < bytes.length; i++) {
+      if (bytes[i] !== 0) continue
+      const chunk = bytes.subarray(start, i)
+      start = i + 1
+      const whole = this.size === 0 ? Buffer.from(chunk) : Buffer.concat([...this.buf, chunk])
+      this.buf = []
+      this.size = 0
+      if (whole.length === 0) continue
+      try {
+        out.push({ data: cobsDecode(whole) })
+      } catch {
+        out.push({ data: whole, comment: 'not valid COBS: the bytes as they were on the serial line' })
+      }
+    }
+    if (start < bytes.length) {
+      this.buf.push(Buffer.from(bytes.subarray(start)))
+      this.size += bytes.length - start
+      if (this.size > 1024) {
+        out.push({ data: Buffer.concat(this.buf), comment: 'over 1024 bytes without a delimiter: the bytes as they were on the serial line' })
+        this.buf = []
+        this.size = 0
+      }
+    }
+    return out
   }
 }

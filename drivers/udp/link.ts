@@ -45,7 +45,9 @@ import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { ConfigRejectedError } from '../../appliance/core/errors.js'
 import { BaseLink, type BaseLinkOptions, type QueuedFrame } from '../base-link.js'
-import type { LinkEvents, LinkKind, LinkStats, SendOptions } from '../link.js'
+import type { LinkEvents, LinkKind, LinkStats, SendOptions, TapInterface } from '../link.js'
+import { LINKTYPE } from '../../pcap/pcapng.js'
+import { udpPacket } from '../../pcap/encap.js'
 
 /** Default multicast group, IPv4: RFC 2365 local scope (239.255.0.0/16). */
 export const UDP_DEFAULT_GROUP_V4 = '239.255.75.71'
@@ -533,6 +535,7 @@ export class UdpLink extends BaseLink {
       this.table.delete(from) // keep the map in least-recently-heard order
       this.table.set(from, n)
     }
+    if (this.tapping) this.tapUdp('in', rinfo.address, rinfo.port, msg)
     if (msg.length === UDP_BEACON.length && msg.equals(UDP_BEACON)) {
       this.beaconsIn++
       return
@@ -563,6 +566,7 @@ export class UdpLink extends BaseLink {
     if (sock === null || !this.ready || target === undefined) return
     const gen = this.gen
     try {
+      if (this.tapping) this.tapUdp('out', target.address, target.port, UDP_BEACON)
       sock.send(UDP_BEACON, target.port, target.address, (err) => {
         if (gen !== this.gen) return
         if (err) this.countError(`beacon:${errCode(err)}`)
@@ -610,6 +614,7 @@ export class UdpLink extends BaseLink {
       if (this.state === 'closing') this.pump()
     }
     for (const d of dests) {
+      if (this.tapping) this.tapUdp('out', d.address, d.port, f.data)
       try {
         sock.send(f.data, d.port, d.address, done)
       } catch (err) {
@@ -645,6 +650,31 @@ export class UdpLink extends BaseLink {
     while ((this.queued > 0 || this.inFlight > 0) && this.now() < deadline && this.ready) {
       this.pump()
       await new Promise((r) => setTimeout(r, 5))
+    }
+  }
+
+  // ---- capture ---------------------------------------------------------------------------------
+
+  override tapInterfaces(): TapInterface[] {
+    return [{ linktype: LINKTYPE.RAW, name: this.name, description: `kairo-gw UDP link ${this.name} on ${this.address() ?? this.host}: one AI-TCP frame per datagram` }]
+  }
+
+  /**
+   * The datagram as an IP packet. The local address is the bound one; a link bound to the
+   * wildcard shows the loopback address towards loopback peers and the wildcard otherwise (the
+   * kernel picks the real source per route, which the socket does not report).
+   */
+  private tapUdp(dir: 'in' | 'out', remoteHost: string, remotePort: number, data: Uint8Array): void {
+    const remote = bare(remoteHost)
+    let local = bare(this.host)
+    if (isWildcard(this.host)) local = /^127\.|^::1$/.test(remote) ? remote : this.host
+    const here = { host: local, port: this.boundPort ?? 0 }
+    const there = { host: remote, port: remotePort }
+    const [src, dst] = dir === 'out' ? [here, there] : [there, here]
+    try {
+      this.tap({ iface: 0, dir, data: udpPacket({ srcHost: src.host, srcPort: src.port, dstHost: dst.host, dstPort: dst.port }, data) })
+    } catch {
+      this.countError('tap-encode')
     }
   }
 
