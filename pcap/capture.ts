@@ -204,7 +204,7 @@ export class Capture {
         for (const b of blocks) {
           const limit = this.o.ring?.bytes
           if (limit !== undefined && this.fileBytes + batchBytes > this.header.length && this.fileBytes + batchBytes + b.length > limit) {
-            await this.fh.write(Buffer.concat(batch))
+            await this.writeAll(batch)
             this.fileBytes += batchBytes
             batch = []
             batchBytes = 0
@@ -214,7 +214,7 @@ export class Capture {
           batchBytes += b.length
         }
         if (batch.length > 0) {
-          await this.fh!.write(Buffer.concat(batch))
+          await this.writeAll(batch)
           this.fileBytes += batchBytes
         }
         this.queuedBytes -= blocks.reduce((n, b) => n + b.length, 0)
@@ -225,6 +225,11 @@ export class Capture {
     } finally {
       this.writing = false
     }
+  }
+
+  /** Appends the blocks with as few system calls as it takes (writev of up to 1024 at a time). */
+  private async writeAll(blocks: Buffer[]): Promise<void> {
+    for (let i = 0; i < blocks.length; i += 1024) await this.fh!.writev(blocks.slice(i, i + 1024))
   }
 
   /** Stops the taps, writes what is queued and the statistics blocks, closes the file. */

@@ -84,51 +84,46 @@ function ipv6Bytes(host: string): Buffer {
   return out
 }
 
-/** An IPv4 or IPv6 packet carrying `payload` in a UDP datagram between the two endpoints. */
+/**
+ * An IPv4 or IPv6 packet carrying `payload` in a UDP datagram between the two endpoints, built
+ * in one buffer (a capture builds one per datagram on the relay path).
+ */
 export function udpPacket(e: UdpEndpoints, payload: Uint8Array): Buffer {
   const src = e.srcHost.replace(/^\[|\]$/g, '')
   const dst = e.dstHost.replace(/^\[|\]$/g, '')
   const udpLen = 8 + payload.length
-  const udp = Buffer.alloc(udpLen)
-  udp.writeUInt16BE(e.srcPort, 0)
-  udp.writeUInt16BE(e.dstPort, 2)
-  udp.writeUInt16BE(udpLen & 0xffff, 4)
-  udp.set(payload, 8)
-  if (isIPv4(src) && isIPv4(dst)) {
-    const s = Buffer.from(src.split('.').map(Number))
-    const d = Buffer.from(dst.split('.').map(Number))
-    const pseudo = sum16(Buffer.concat([s, d, Buffer.from([0, 17, (udpLen >> 8) & 0xff, udpLen & 0xff])]))
-    const c = ~fold(sum16(udp, pseudo)) & 0xffff
-    udp.writeUInt16BE(c === 0 ? 0xffff : c, 6)
-    const ip = Buffer.alloc(20)
-    ip[0] = 0x45
-    ip.writeUInt16BE((20 + udpLen) & 0xffff, 2)
-    ip.writeUInt16BE(0x4000, 6) // DF
-    ip[8] = 64
-    ip[9] = 17
-    s.copy(ip, 12)
-    d.copy(ip, 16)
-    ip.writeUInt16BE(~fold(sum16(ip)) & 0xffff, 10)
-    return Buffer.concat([ip, udp])
+  const v4 = isIPv4(src) && isIPv4(dst)
+  if (!v4 && !(isIPv6(src) && isIPv6(dst))) throw new TypeError(`udpPacket: ${e.srcHost} and ${e.dstHost} are not both IPv4 or both IPv6 addresses`)
+  const ipLen = v4 ? 20 : 40
+  const out = Buffer.allocUnsafe(ipLen + udpLen)
+  out.fill(0, 0, ipLen + 8)
+  out.set(payload, ipLen + 8)
+  out.writeUInt16BE(e.srcPort, ipLen)
+  out.writeUInt16BE(e.dstPort, ipLen + 2)
+  out.writeUInt16BE(udpLen & 0xffff, ipLen + 4)
+  let pseudo: number
+  if (v4) {
+    out[0] = 0x45
+    out.writeUInt16BE((20 + udpLen) & 0xffff, 2)
+    out.writeUInt16BE(0x4000, 6) // DF
+    out[8] = 64
+    out[9] = 17
+    src.split('.').forEach((b, i) => (out[12 + i] = Number(b)))
+    dst.split('.').forEach((b, i) => (out[16 + i] = Number(b)))
+    out.writeUInt16BE(~fold(sum16(out.subarray(0, 20))) & 0xffff, 10)
+    pseudo = sum16(out.subarray(12, 20)) + 17 + udpLen
+  } else {
+    out.writeUInt32BE(0x60000000, 0)
+    out.writeUInt16BE(udpLen & 0xffff, 4)
+    out[6] = 17
+    out[7] = 64
+    ipv6Bytes(src).copy(out, 8)
+    ipv6Bytes(dst).copy(out, 24)
+    pseudo = sum16(out.subarray(8, 40)) + 17 + udpLen
   }
-  if (isIPv6(src) && isIPv6(dst)) {
-    const s = ipv6Bytes(src)
-    const d = ipv6Bytes(dst)
-    const len = Buffer.alloc(8)
-    len.writeUInt32BE(udpLen, 0)
-    len[7] = 17
-    const c = ~fold(sum16(udp, sum16(Buffer.concat([s, d, len])))) & 0xffff
-    udp.writeUInt16BE(c === 0 ? 0xffff : c, 6)
-    const ip = Buffer.alloc(40)
-    ip.writeUInt32BE(0x60000000, 0)
-    ip.writeUInt16BE(udpLen & 0xffff, 4)
-    ip[6] = 17
-    ip[7] = 64
-    s.copy(ip, 8)
-    d.copy(ip, 24)
-    return Buffer.concat([ip, udp])
-  }
-  throw new TypeError(`udpPacket: ${e.srcHost} and ${e.dstHost} are not both IPv4 or both IPv6 addresses`)
+  const c = ~fold(sum16(out.subarray(ipLen), pseudo)) & 0xffff
+  out.writeUInt16BE(c === 0 ? 0xffff : c, ipLen + 6)
+  return out
 }
 
 /** 'host:port' or '[v6]:port' → parts. */

@@ -179,15 +179,24 @@ export interface PacketRecord {
 export const EPB_FIXED_BYTES = 32
 
 export function enhancedPacketBlock(p: PacketRecord): Buffer {
+  // Written straight into one buffer: a capture makes one per packet on the relay path.
   const len = p.data.length
   const opts: Opt[] = [...text(OPT.COMMENT, p.comment), ...(p.dir === undefined ? [] : ([[OPT.EPB_FLAGS, u32(EPB_DIR[p.dir])]] as Opt[]))]
-  const body = Buffer.alloc(20 + len + pad4(len))
-  body.writeUInt32LE(p.interfaceId, 0)
-  ts(p.tsUs).copy(body, 4)
-  body.writeUInt32LE(len, 12)
-  body.writeUInt32LE(p.originalLength ?? len, 16)
-  body.set(p.data, 20)
-  return block(BLOCK.EPB, body, opts)
+  const bodyLen = 20 + len + pad4(len)
+  const total = 12 + bodyLen + optionsLength(opts)
+  const out = Buffer.allocUnsafe(total)
+  out.writeUInt32LE(BLOCK.EPB, 0)
+  out.writeUInt32LE(total, 4)
+  out.writeUInt32LE(p.interfaceId, 8)
+  out.writeUInt32LE(Number((p.tsUs >> 32n) & 0xffffffffn), 12)
+  out.writeUInt32LE(Number(p.tsUs & 0xffffffffn), 16)
+  out.writeUInt32LE(len, 20)
+  out.writeUInt32LE(p.originalLength ?? len, 24)
+  out.set(p.data, 28)
+  out.fill(0, 28 + len, 8 + bodyLen)
+  const end = writeOptions(out, 8 + bodyLen, opts)
+  out.writeUInt32LE(total, end)
+  return out
 }
 
 export interface InterfaceStatistics {

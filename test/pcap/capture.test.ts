@@ -304,7 +304,7 @@ t.test('two gateways over a veth pair: the raw Ethernet link captured through li
   const dirs = new Set(rows.map((r) => dirOf(r[1]!)))
   t.ok(dirs.has('in') && dirs.has('out'), 'both ways')
   const info = spawnSync('capinfos', ['-I', out], { encoding: 'utf8' })
-  t.match(info.stdout, /Capture filter = ether proto 0x88b5/, 'the BPF filter is recorded in the interface block')
+  t.match(info.stdout, /Filter string = ether proto 0x88b5/, 'the BPF filter is recorded in the interface block')
   if (existsSync(LUA)) {
     const dec = spawnSync('tshark', ['-X', `lua_script:${LUA}`, '-r', out, '-T', 'fields', '-e', 'aitcp.kind', '-e', '_ws.malformed', '-e', '_ws.expert.severity'], { encoding: 'utf8' })
     t.equal(dec.status, 0, dec.stderr)
