@@ -20,6 +20,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ControlClient } from '../../appliance/control/client.js'
 import { Identity } from '../../appliance/core/identity.js'
 import { PacketType } from '../../appliance/core/wire/constants.js'
 import { MeshNode } from '../../appliance/mesh/node.js'
@@ -48,14 +49,38 @@ function rssMb(pid: number): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+export interface RelayRun {
+  /** Frames/s that reached the far side. */
+  pps: number
+  deliveredShare: number
+  idleRss: number
+  loadRss: number
+  /** With `capture`: what the relay's capture of its link wrote. */
+  capture?: { packets: number; dropped: number; bytes: number }
+}
+
 async function relayBench(ctx: BenchContext): Promise<BenchResult[]> {
+  const r = await relayRun(ctx)
+  return [
+    { id: 'relay_throughput_1k', value: r.pps, unit: 'packets/s', vs: { ...ratios(ctx, r.pps, { libsodium_c: 'libsodium_c_seal_1k' }), delivered_share: r.deliveredShare } },
+    { id: 'gateway_rss_idle_mb', value: r.idleRss, unit: 'MB', vs: { goal: r.idleRss / 80 } },
+    { id: 'gateway_rss_load_mb', value: r.loadRss, unit: 'MB', vs: { goal: r.loadRss / 80 } },
+  ]
+}
+
+/**
+ * One relay run (see the module comment). With `capture`, the relay daemon captures its UDP link
+ * (control method pcap_start, as `kairo-gw pcap capture` does) for the whole offered load: the
+ * pcap suite compares the two. `build: false` skips compiling dist/ (already done this run).
+ */
+export async function relayRun(ctx: BenchContext, opts: { capture?: boolean; build?: boolean } = {}): Promise<RelayRun> {
   const dir = mkdtempSync(join(tmpdir(), 'kb-'))
   const [pr, ps, pd] = (await freeUdpPorts(3)) as [number, number, number]
   writeFileSync(
     join(dir, 'relay.yaml'),
     `node: { name: relay }\nstate_dir: ${dir}/relay\nruntime_dir: ${dir}/run\nlinks:\n  - name: udp0\n    udp: { host: 127.0.0.1, port: ${pr}, discovery: false, peers: ["127.0.0.1:${ps}", "127.0.0.1:${pd}"] }\nmesh: { announce_interval_s: 1 }\n`,
   )
-  buildDist(ctx)
+  if (opts.build !== false) buildDist(ctx)
   const relay = spawn(process.execPath, [...RELAY_NODE_FLAGS, DIST_MAIN, 'run', '--config', join(dir, 'relay.yaml'), '--json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
   let out = ''
   relay.stdout.on('data', (c: Buffer) => (out += c.toString()))
@@ -85,6 +110,12 @@ async function relayBench(ctx: BenchContext): Promise<BenchResult[]> {
     for (let i = 0; i < 200 && src.node.pendingMessages().length > 0; i++) await sleep(50)
     await sleep(1500)
     const idleRss = rssMb(relay.pid!)
+    let capId: string | undefined
+    if (opts.capture === true) {
+      const c = await ControlClient.connect(join(dir, 'run', 'control.sock'))
+      capId = String((await c.call<{ id: string }>('pcap_start', { links: ['udp0'], out: join(dir, 'relay.pcapng') })).id)
+      await c.close()
+    }
     // Pre-seal the frames (the source's cost is not the relay's), then offer them as fast as the
     // kernel takes them, in bursts.
     const payload = Buffer.alloc(1024, 7)
@@ -122,12 +153,15 @@ async function relayBench(ctx: BenchContext): Promise<BenchResult[]> {
     loadRss = Math.max(loadRss, rssMb(relay.pid!))
     sock.close()
     const pps = last / elapsed
-    ctx.progress(`mesh: ${last} of ${N} frames relayed in ${elapsed.toFixed(2)} s`)
-    return [
-      { id: 'relay_throughput_1k', value: pps, unit: 'packets/s', vs: { ...ratios(ctx, pps, { libsodium_c: 'libsodium_c_seal_1k' }), delivered_share: last / N } },
-      { id: 'gateway_rss_idle_mb', value: idleRss, unit: 'MB', vs: { goal: idleRss / 80 } },
-      { id: 'gateway_rss_load_mb', value: loadRss, unit: 'MB', vs: { goal: loadRss / 80 } },
-    ]
+    ctx.progress(`mesh: ${last} of ${N} frames relayed in ${elapsed.toFixed(2)} s${capId !== undefined ? ' (captured)' : ''}`)
+    const run: RelayRun = { pps, deliveredShare: last / N, idleRss, loadRss }
+    if (capId !== undefined) {
+      const c = await ControlClient.connect(join(dir, 'run', 'control.sock'))
+      const st = await c.call<{ packets: number; dropped: number; bytes: number }>('pcap_stop', { id: capId })
+      await c.close()
+      run.capture = { packets: st.packets, dropped: st.dropped, bytes: st.bytes }
+    }
+    return run
   } finally {
     for (const n of nodes) await n.stop()
     for (const c of closers) await c()
