@@ -412,18 +412,18 @@ function describeAitcp(frame: Buffer, f: Record<string, string>, inHop: boolean)
 const snake = (k: string): string => k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())
 
 /**
- * How a schema field of a firmware-bridge message is listed: [manifest name, value], or null
- * when it is not listed (spreading_factor: the contract names both kairo_fb.sf and the schema
- * spelling; booleans: their tshark rendering is not pinned down).
+ * How a schema field of a firmware-bridge message is listed: [manifest name, value] pairs as the
+ * contract names them (kairo_fb.<schema name>; the radio payload as its length, the quarter-dB
+ * figures in dB, the spreading factor also as kairo_fb.sf). Booleans are not listed: their
+ * tshark rendering is not pinned down.
  */
-function fbField(name: string, value: unknown): [string, string] | null {
-  if (name === 'spreading_factor') return null
-  if (name === 'payload') return ['kairo_fb.payload_len', String((value as Uint8Array).length)]
-  if (name === 'rssi_dbm_x4') return ['kairo_fb.rssi_dbm', String((value as number) / 4)]
-  if (name === 'snr_db_x4') return ['kairo_fb.snr_db', String((value as number) / 4)]
-  if (typeof value === 'boolean') return null
-  if (typeof value === 'number' || typeof value === 'string') return [`kairo_fb.${name}`, String(value)]
-  return null
+function fbFields(name: string, value: unknown): [string, string][] {
+  if (name === 'payload') return [['kairo_fb.payload_len', String((value as Uint8Array).length)]]
+  if (name === 'rssi_dbm_x4') return [['kairo_fb.rssi_dbm', String((value as number) / 4)]]
+  if (name === 'snr_db_x4') return [['kairo_fb.snr_db', String((value as number) / 4)]]
+  if (name === 'spreading_factor') return [['kairo_fb.spreading_factor', String(value)], ['kairo_fb.sf', String(value)]]
+  if (typeof value === 'number' || typeof value === 'string') return [[`kairo_fb.${name}`, String(value)]]
+  return []
 }
 
 function describeFb(bytes: Buffer, f: Record<string, string>): string {
@@ -453,8 +453,7 @@ function describeFb(bytes: Buffer, f: Record<string, string>): string {
     }
     for (const field of spec.fields) {
       if (!present.has(field.name)) continue
-      const entry = fbField(field.name, values[field.name])
-      if (entry !== null) f[entry[0]] = entry[1]
+      for (const [k, v] of fbFields(field.name, values[field.name])) f[k] = v
     }
   }
   return `fb:${m.type}`
