@@ -21,7 +21,7 @@
  * just restarted, IK otherwise) with messages and a CLOSE, and an IK handshake with D over LoRa
  * (IK message 0 and announces take two fragments) with messages. Message types rotate so that
  * every agent type appears on every link. Rounds repeat until exactly `count` packets are
- * written; the first round (about 70 packets) already has every interface and packet kind.
+ * written; the first round (about 80 packets) already has every interface and packet kind.
  *
  * Determinism: every random value (identity seeds, ephemeral keys, session indexes, packet IDs,
  * message IDs, payloads, MACs, radio figures, timing) comes from BLAKE2b over the seed and a
@@ -31,9 +31,12 @@
  * The manifest lists, per packet, the fields the Wireshark dissector (pcap/kairo-gw.lua) must
  * show, named and formatted as docs/pcap.md and the issue-6 contract say (tshark -T fields
  * conventions: integers in decimal, bytes as lowercase hex, strings as they are). Only fields the
- * dissector shows once per packet are listed: a Hop frame's own vk (version/kind) is left out
- * because its inner frame has one too; FlatBuffers scalars absent from their table (holding the
- * default 0) are left out; repeated announce fields (link_name, link_kind) are joined with ','.
+ * dissector shows once per packet are listed: aitcp.version and aitcp.kind are the outermost
+ * frame's (a Hop frame's: kind 4), never those of the frame inside it (the dissector shows those
+ * as aitcp.inner.*, which the contract does not name); FlatBuffers scalars absent from their
+ * table (holding the default 0) are left out; a reassembling dissector shows the whole frame's
+ * fields on the last fragment too, and those are not listed; repeated announce fields
+ * (link_name, link_kind) are joined with ',' as tshark prints them.
  */
 import { createHash } from 'node:crypto'
 import { blake2b, dhFromSecret } from '../appliance/core/crypto.js'
@@ -330,7 +333,7 @@ function presentFields(spec: TableSpec, buf: Buffer, table: number): Set<string>
 
 const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength))
 
-/** The fields of one AI-TCP frame; returns its label. Inside a Hop frame the inner vk is not listed. */
+/** The fields of one AI-TCP frame; returns its label. The vk of the frame inside a Hop frame is not listed. */
 function describeAitcp(frame: Buffer, f: Record<string, string>, inHop: boolean): string {
   const vk = frame[0] ?? 0
   if (!inHop) {
