@@ -1139,8 +1139,10 @@ local function dissect_fb(tvb, pinfo, tree)
     end
   end
   local ftvb = tvb
-  if cobs then
-    ftvb = #s > 0 and ByteArray.new(s, true):tvb("COBS-decoded link frame") or tvb:range(0, 0):tvb()
+  if cobs and #s > 0 then
+    ftvb = ByteArray.new(s, true):tvb("COBS-decoded link frame")
+  elseif cobs then
+    ftvb = tvb -- decoded to nothing: only zero-length ranges of it are used below
   end
   n = #s
   local t = tree:add(kfb, ftvb:range(0, n))
