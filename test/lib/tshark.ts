@@ -137,13 +137,23 @@ export async function decodeFile(file: string, fields: readonly string[], opts: 
   })
 }
 
-/** What says the dissector itself went wrong on this packet (never acceptable, whatever the input). */
+export const OUR_PROTOCOLS: readonly string[] = ['aitcp', 'kairo_fb', 'kairo_eth']
+
+/**
+ * What says the dissector itself went wrong on this packet (never acceptable, whatever the
+ * input): a Lua error, a dissector bug, the script's own internal-error expert info, or an
+ * exception ("Malformed Packet (Exception occurred)") raised while one of its protocols was the
+ * innermost layer. An exception in Wireshark's own dissectors before ours are reached (a
+ * 5-byte "Ethernet frame") is theirs, not ours.
+ */
 export function dissectorFailures(p: DecodedPacket): string[] {
   const out: string[] = []
-  for (const f of ['_ws.lua.error', '_ws.malformed.dissector_bug', '_ws.malformed.expert', 'aitcp.bug', 'kairo_fb.bug', 'kairo_eth.bug']) {
+  for (const f of ['_ws.lua.error', '_ws.malformed.dissector_bug', 'aitcp.bug', 'kairo_fb.bug', 'kairo_eth.bug']) {
     if (p.fields[f] !== undefined) out.push(`${f} present`)
   }
-  for (const e of p.experts) if (/Lua Error|Dissector bug|kairo-gw\.lua bug|Exception occurred/i.test(e.message)) out.push(e.message)
+  for (const e of p.experts) if (/Lua Error|Dissector bug|kairo-gw\.lua bug/i.test(e.message)) out.push(e.message)
+  const innermost = p.protocols.split(':').at(-1) ?? ''
+  if (p.fields['_ws.malformed.expert'] !== undefined && OUR_PROTOCOLS.includes(innermost)) out.push(`exception in ${innermost} (${p.protocols})`)
   return out
 }
 
