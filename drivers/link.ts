@@ -117,8 +117,14 @@ export interface TapPacket {
   /** Index into `tapInterfaces()`. */
   iface: number
   dir: 'in' | 'out'
-  /** Link-layer bytes of the interface's link type; the sink may keep them. */
+  /**
+   * Link-layer bytes of the interface's link type (after `head`). Valid only during the call:
+   * it may be the very buffer the link hands on (a relay changes the hop limit in place), so a
+   * sink that keeps it copies it.
+   */
   data: Buffer
+  /** Bytes of the link type that come before `data` (a header built for the capture). */
+  head?: Buffer
   /** Microseconds since the Unix epoch (the tap's clock when omitted). */
   tsUs?: bigint
   comment?: string

@@ -151,15 +151,16 @@ export class Capture {
     const iface = this.ifaces[offset + p.iface]
     if (iface === undefined) return
     if (this.o.count !== undefined && this.packets >= this.o.count) return
-    if (this.queuedBytes + p.data.length + 64 > this.maxQueue) {
+    const len = p.data.length + (p.head?.length ?? 0)
+    if (this.queuedBytes + len + 64 > this.maxQueue) {
       iface.dropped++
       return
     }
-    const block = enhancedPacketBlock({ interfaceId: offset + p.iface, tsUs: p.tsUs ?? nowUs(), data: p.data, dir: p.dir, ...(p.comment === undefined ? {} : { comment: p.comment }) })
+    const block = enhancedPacketBlock({ interfaceId: offset + p.iface, tsUs: p.tsUs ?? nowUs(), data: p.data, ...(p.head === undefined ? {} : { head: p.head }), dir: p.dir, ...(p.comment === undefined ? {} : { comment: p.comment }) })
     this.queue.push(block)
     this.queuedBytes += block.length
     this.packets++
-    this.bytes += p.data.length
+    this.bytes += len
     iface.packets++
     if (!this.writing) void this.drain()
     if (this.o.count !== undefined && this.packets >= this.o.count) void this.stop('count')

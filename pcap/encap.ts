@@ -84,20 +84,32 @@ function ipv6Bytes(host: string): Buffer {
   return out
 }
 
+/** Ones-complement sum of big-endian 16-bit words, four bytes a step (RFC 1071). */
+function sum16fast(buf: Uint8Array, acc: number): number {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const n = buf.byteLength & ~3
+  let i = 0
+  for (; i < n; i += 4) {
+    const w = dv.getUint32(i)
+    acc += (w >>> 16) + (w & 0xffff)
+    if (acc > 0x3fffffff) acc = (acc & 0xffff) + (acc >>> 16)
+  }
+  return sum16(buf.subarray(i), acc)
+}
+
 /**
- * An IPv4 or IPv6 packet carrying `payload` in a UDP datagram between the two endpoints, built
- * in one buffer (a capture builds one per datagram on the relay path).
+ * The IPv4 or IPv6 header and UDP header (28 or 48 bytes) of a datagram carrying `payload`
+ * between the two endpoints, checksums included. A capture puts it in front of the payload
+ * without copying the payload twice (pcapng.ts enhancedPacketBlock `head`).
  */
-export function udpPacket(e: UdpEndpoints, payload: Uint8Array): Buffer {
+export function udpHeaders(e: UdpEndpoints, payload: Uint8Array): Buffer {
   const src = e.srcHost.replace(/^\[|\]$/g, '')
   const dst = e.dstHost.replace(/^\[|\]$/g, '')
   const udpLen = 8 + payload.length
   const v4 = isIPv4(src) && isIPv4(dst)
   if (!v4 && !(isIPv6(src) && isIPv6(dst))) throw new TypeError(`udpPacket: ${e.srcHost} and ${e.dstHost} are not both IPv4 or both IPv6 addresses`)
   const ipLen = v4 ? 20 : 40
-  const out = Buffer.allocUnsafe(ipLen + udpLen)
-  out.fill(0, 0, ipLen + 8)
-  out.set(payload, ipLen + 8)
+  const out = Buffer.alloc(ipLen + 8)
   out.writeUInt16BE(e.srcPort, ipLen)
   out.writeUInt16BE(e.dstPort, ipLen + 2)
   out.writeUInt16BE(udpLen & 0xffff, ipLen + 4)
@@ -121,9 +133,14 @@ export function udpPacket(e: UdpEndpoints, payload: Uint8Array): Buffer {
     ipv6Bytes(dst).copy(out, 24)
     pseudo = sum16(out.subarray(8, 40)) + 17 + udpLen
   }
-  const c = ~fold(sum16(out.subarray(ipLen), pseudo)) & 0xffff
+  const c = ~fold(sum16fast(payload, sum16(out.subarray(ipLen), pseudo))) & 0xffff
   out.writeUInt16BE(c === 0 ? 0xffff : c, ipLen + 6)
   return out
+}
+
+/** The whole IP packet: udpHeaders() and the payload. */
+export function udpPacket(e: UdpEndpoints, payload: Uint8Array): Buffer {
+  return Buffer.concat([udpHeaders(e, payload), payload])
 }
 
 /** 'host:port' or '[v6]:port' → parts. */

@@ -169,19 +169,24 @@ export interface PacketRecord {
   /** Microseconds since the Unix epoch. */
   tsUs: bigint
   data: Uint8Array
+  /** Link-layer header written in front of `data` (saves the caller a copy). */
+  head?: Uint8Array
   /** Length on the medium when `data` was cut to a snap length (default data.length). */
   originalLength?: number
   dir?: Direction
   comment?: string
 }
 
+const DIR_OPTS = { in: [[OPT.EPB_FLAGS, u32(EPB_DIR.in)]], out: [[OPT.EPB_FLAGS, u32(EPB_DIR.out)]] }
+
 /** Bytes an EPB of `dataLength` bytes takes (without options): to size buffers. */
 export const EPB_FIXED_BYTES = 32
 
 export function enhancedPacketBlock(p: PacketRecord): Buffer {
   // Written straight into one buffer: a capture makes one per packet on the relay path.
-  const len = p.data.length
-  const opts: Opt[] = [...text(OPT.COMMENT, p.comment), ...(p.dir === undefined ? [] : ([[OPT.EPB_FLAGS, u32(EPB_DIR[p.dir])]] as Opt[]))]
+  const headLen = p.head?.length ?? 0
+  const len = headLen + p.data.length
+  const opts: Opt[] = p.comment === undefined && p.dir !== undefined ? (DIR_OPTS[p.dir] as Opt[]) : [...text(OPT.COMMENT, p.comment), ...(p.dir === undefined ? [] : ([[OPT.EPB_FLAGS, u32(EPB_DIR[p.dir])]] as Opt[]))]
   const bodyLen = 20 + len + pad4(len)
   const total = 12 + bodyLen + optionsLength(opts)
   const out = Buffer.allocUnsafe(total)
@@ -192,7 +197,8 @@ export function enhancedPacketBlock(p: PacketRecord): Buffer {
   out.writeUInt32LE(Number(p.tsUs & 0xffffffffn), 16)
   out.writeUInt32LE(len, 20)
   out.writeUInt32LE(p.originalLength ?? len, 24)
-  out.set(p.data, 28)
+  if (p.head !== undefined) out.set(p.head, 28)
+  out.set(p.data, 28 + headLen)
   out.fill(0, 28 + len, 8 + bodyLen)
   const end = writeOptions(out, 8 + bodyLen, opts)
   out.writeUInt32LE(total, end)

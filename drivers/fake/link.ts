@@ -79,7 +79,7 @@ export class FakeLink extends BaseLink {
         const peer = this.peer
         if (this.wire.plugged && peer !== undefined && peer.connected) {
           this.sent(f.data.length)
-          if (this.tapping) this.tap({ iface: 0, dir: 'out', data: Buffer.from(f.data) })
+          if (this.tapping) this.tap({ iface: 0, dir: 'out', data: f.data })
           peer.deliver({ data: f.data, from: this.name, at: Date.now() })
         } else if (this.connected) {
           this.requeue(f)
@@ -101,7 +101,7 @@ export class FakeLink extends BaseLink {
   }
 
   protected override deliver(f: ReceivedFrame): void {
-    if (this.tapping) this.tap({ iface: 0, dir: 'in', data: Buffer.from(f.data) })
+    if (this.tapping) this.tap({ iface: 0, dir: 'in', data: f.data })
     super.deliver(f)
   }
 }

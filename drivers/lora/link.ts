@@ -263,7 +263,7 @@ export class LoRaLink extends BaseLink {
   private tapAir(dir: 'in' | 'out', payload: Buffer, rssi?: number, snr?: number): void {
     const r = this.radio
     const hdr = loraTapHeader({ frequencyHz: r.frequencyHz, bandwidthHz: r.bandwidthHz, spreadingFactor: r.spreadingFactor, syncWord: r.syncWord, ...(rssi === undefined ? {} : { rssi }), ...(snr === undefined ? {} : { snr }) })
-    this.tap({ iface: 0, dir, data: Buffer.concat([hdr, payload]) })
+    this.tap({ iface: 0, dir, head: hdr, data: payload })
   }
 
   private tapBridge(dir: 'in' | 'out', splitter: BridgeTapSplitter, bytes: Uint8Array): void {

@@ -47,7 +47,7 @@ import { ConfigRejectedError } from '../../appliance/core/errors.js'
 import { BaseLink, type BaseLinkOptions, type QueuedFrame } from '../base-link.js'
 import type { LinkEvents, LinkKind, LinkStats, SendOptions, TapInterface } from '../link.js'
 import { LINKTYPE } from '../../pcap/pcapng.js'
-import { udpPacket } from '../../pcap/encap.js'
+import { udpHeaders } from '../../pcap/encap.js'
 
 /** Default multicast group, IPv4: RFC 2365 local scope (239.255.0.0/16). */
 export const UDP_DEFAULT_GROUP_V4 = '239.255.75.71'
@@ -672,7 +672,8 @@ export class UdpLink extends BaseLink {
     const there = { host: remote, port: remotePort }
     const [src, dst] = dir === 'out' ? [here, there] : [there, here]
     try {
-      this.tap({ iface: 0, dir, data: udpPacket({ srcHost: src.host, srcPort: src.port, dstHost: dst.host, dstPort: dst.port }, data) })
+      // The payload is handed over as it is: the sink copies it once, into its packet block.
+      this.tap({ iface: 0, dir, head: udpHeaders({ srcHost: src.host, srcPort: src.port, dstHost: dst.host, dstPort: dst.port }, data), data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) })
     } catch {
       this.countError('tap-encode')
     }

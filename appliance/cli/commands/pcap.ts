@@ -15,7 +15,7 @@ import { controlOptions, SOCKET_HELP, withControl, callGateway, type ControlOpti
 import { printJson } from '../output.js'
 import { at, cell, formatTime, renderFields, renderTable } from '../table.js'
 import { parseLinkName } from './admin.js'
-// HELPERS: import { registerPcapGenerate } from './pcap-generate.js'
+import { registerPcapGenerate } from './pcap-generate.js'
 // HELPERS: import { registerPcapInspect } from './pcap-inspect.js'
 
 const LINKTYPE_NAMES: Record<number, string> = { 1: 'Ethernet', 101: 'IP (UDP)', 147: 'firmware-bridge (USER0)', 148: 'AI-TCP (USER1)', 270: 'LoRaTap' }
@@ -204,6 +204,6 @@ link or an unusable --out (named); 1 when the gateway cannot be reached or writi
       else process.stdout.write(summary(r))
     })
 
-  // HELPERS: registerPcapGenerate(pcap)
+  registerPcapGenerate(pcap)
   // HELPERS: registerPcapInspect(pcap)
 }
