@@ -7,7 +7,8 @@
  * `kairo-gw pcap generate` decodes to its manifest. Garbage is in dissector-fuzz.test.ts.
  */
 import t from 'tap'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -19,6 +20,7 @@ import {
   BOB,
   CaptureBuilder,
   decodeFile,
+  DISSECTOR,
   dissectorFailures,
   errorExperts,
   ethernetKairo,
@@ -44,6 +46,7 @@ import {
   type Expect,
   type LinkName,
   type Sample,
+  unexpectedStderr,
 } from '../lib/tshark.js'
 import { encodeFrame, frameBytes, Flags, type LinkFrame } from '../../firmware-bridge/codec.js'
 import { crc32c } from '../../firmware-bridge/crc.js'
@@ -159,6 +162,22 @@ t.test('tshark -G fields: the protocols and every contract and schema field are 
   t.ok(schema.length >= 40, `found the schema's fields (${schema.length})`)
   for (const name of schema) t.ok(fields.get(`kairo_fb.${name}`), `kairo_fb.${name} (schemas/firmware_bridge.fbs) is registered`)
   for (const e of ['aitcp.malformed', 'kairo_fb.malformed', 'kairo_eth.malformed']) t.ok(fields.get(e), `expert ${e} is registered`)
+})
+
+t.test('installed as a personal plugin (~/.local/lib/wireshark/plugins), tshark loads it without -X', async (t) => {
+  if (!requirePart(t as unknown as Skippable, HAS_TSHARK, TSHARK)) return
+  const home = join(dir, 'home')
+  mkdirSync(join(home, '.local/lib/wireshark/plugins'), { recursive: true })
+  copyFileSync(DISSECTOR, join(home, '.local/lib/wireshark/plugins/kairo-gw.lua'))
+  const cap = new CaptureBuilder(['udp'])
+  const s = aitcpSamples().find((x) => x.expect['aitcp.kind'] === '1')!
+  cap.add('udp', rawUdp(s.bytes))
+  const file = join(dir, 'plugin.pcapng')
+  writeFileSync(file, cap.bytes())
+  const r = spawnSync('tshark', ['-r', file, '-T', 'fields', '-e', 'aitcp.session', '-e', '_ws.col.Info'], { encoding: 'utf8', env: { ...process.env, HOME: home } })
+  t.equal(r.status, 0, `tshark exits 0 (${r.stderr})`)
+  t.same(unexpectedStderr(r.stderr), [], 'nothing on stderr but the root warning')
+  t.equal(r.stdout.split('\t')[0], s.expect['aitcp.session'], 'the plugin decoded the frame')
 })
 
 interface Want {
