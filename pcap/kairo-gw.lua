@@ -20,8 +20,17 @@
 -- (group Malformed, severity Error) naming the field at fault, never a Lua error. Should a bug
 -- raise one anyway, it is caught and reported as the expert info "aitcp.bug" / "kairo_fb.bug".
 
+-- Lua 5.2 (Wireshark 4.0) has bit32; on Lua 5.3/5.4 without it, the native operators (loaded
+-- from a string, so that 5.2 can still parse this file).
 local bit = bit32
-local band, bor, bxor, rshift = bit.band, bit.bor, bit.bxor, bit.rshift
+if bit == nil then
+  bit = load([[return {
+    band = function(a, b) return a & b end,
+    bxor = function(a, b) return (a ~ b) & 0xFFFFFFFF end,
+    rshift = function(a, n) return (a & 0xFFFFFFFF) >> n end,
+  }]])()
+end
+local band, bxor, rshift = bit.band, bit.bxor, bit.rshift
 
 local aitcp = Proto("aitcp", "AI-TCP")
 local kfb = Proto("kairo_fb", "kairo firmware-bridge")
@@ -1302,3 +1311,8 @@ function aitcp.prefs_changed()
 end
 
 apply_prefs()
+
+-- "Decode As…" in Wireshark: AI-TCP on any UDP port or LoRa sync word.
+for _, entry in ipairs({ { udp_table, aitcp }, { loratap_table, aitcp } }) do
+  if entry[1] ~= nil then pcall(function() entry[1]:add_for_decode_as(entry[2]) end) end
+end
