@@ -224,9 +224,8 @@ keth.fields = E
 
 local ex_malformed = ProtoExpert.new("aitcp.malformed", "Malformed AI-TCP frame", expert.group.MALFORMED, expert.severity.ERROR)
 local ex_warn = ProtoExpert.new("aitcp.warning", "AI-TCP warning", expert.group.PROTOCOL, expert.severity.WARN)
-local ex_note = ProtoExpert.new("aitcp.note", "AI-TCP note", expert.group.REASSEMBLE, expert.severity.NOTE)
 local ex_bug = ProtoExpert.new("aitcp.bug", "kairo-gw.lua internal error", expert.group.MALFORMED, expert.severity.ERROR)
-aitcp.experts = { ex_malformed, ex_warn, ex_note, ex_bug }
+aitcp.experts = { ex_malformed, ex_warn, ex_bug }
 local ex_fb_malformed = ProtoExpert.new("kairo_fb.malformed", "Malformed firmware-bridge frame", expert.group.MALFORMED, expert.severity.ERROR)
 local ex_fb_unknown = ProtoExpert.new("kairo_fb.unknown_msg", "Message type unknown to this dissector", expert.group.UNDECODED, expert.severity.WARN)
 local ex_fb_bug = ProtoExpert.new("kairo_fb.bug", "kairo-gw.lua internal error", expert.group.MALFORMED, expert.severity.ERROR)
