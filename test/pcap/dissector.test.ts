@@ -490,6 +490,40 @@ t.test('preferences: more UDP ports, more LoRaTap sync words, no reassembly', as
   for (const p of withPrefs.values()) t.same([...dissectorFailures(p), ...errorExperts(p).map((e) => e.message)], [], `frame ${p.number}: clean`)
 })
 
+t.test('reassembly: fragments out of order, interleaved with another frame, repeated, and on two links', async (t) => {
+  if (!requirePart(t as unknown as Skippable, HAS_TSHARK, TSHARK)) return
+  const s = aitcpSamples()
+  const a = s.find((x) => x.name === 'announce (all fields)')!
+  const b = s.find((x) => x.name === 'IK message 0')!
+  const fa = fragment(a.bytes, 100, 0xaaaa0001)
+  const fb = fragment(b.bytes, 90, 0xbbbb0002)
+  const cap = new CaptureBuilder(['udp', 'lora'])
+  const n = (link: LinkName, f: Buffer) => cap.add(link, link === 'udp' ? rawUdp(f) : loraTap(encodeHop(f, 0, 0x0c0c0c0c)))
+  // a's fragments backwards, b's in order, interleaved; b's second fragment repeated with other bytes; a on LoRa too
+  const order: [LinkName, Buffer][] = []
+  for (let i = 0; i < Math.max(fa.length, fb.length); i++) {
+    if (i < fa.length) order.push(['udp', fa[fa.length - 1 - i]!])
+    if (i < fb.length) order.push(['udp', fb[i]!])
+    if (i === 1) order.push(['udp', patched(fb[1]!, 20, [0xee])])
+    if (i < fa.length) order.push(['lora', fa[i]!])
+  }
+  const frames = order.map(([link, f]) => n(link, f))
+  const file = join(dir, 'reassembly.pcapng')
+  writeFileSync(file, cap.bytes())
+  const packets = await decodeFile(file, ['aitcp.frag.reassembled_len', 'aitcp.frag.frames', 'aitcp.type', 'aitcp.src', 'aitcp.warning'])
+  const done = packets.filter((p) => field(p, 'aitcp.frag.reassembled_len') !== undefined)
+  t.same(done.map((p) => field(p, 'aitcp.frag.reassembled_len')).sort(), [String(a.bytes.length), String(a.bytes.length), String(b.bytes.length)].sort(), 'three reassemblies: a on UDP, a on LoRa, b')
+  for (const p of done) {
+    const want = field(p, 'aitcp.frag.reassembled_len') === String(a.bytes.length) ? a : b
+    t.equal(field(p, 'aitcp.type'), want.expect['aitcp.type'], `frame ${p.number}: the reassembled frame's type`)
+    t.equal(field(p, 'aitcp.src'), want.expect['aitcp.src'], `frame ${p.number}: the reassembled frame's source`)
+    t.same([...dissectorFailures(p), ...errorExperts(p).map((e) => e.message)], [], `frame ${p.number}: clean`)
+  }
+  const repeated = packets.find((p) => p.number === frames[order.findIndex(([, f], i) => i > 0 && f[0] === 0x13 && f.readUInt32LE(4) === 0xbbbb0002 && f[1] === 1 && !f.equals(fb[1]!))])!
+  t.ok(repeated.experts.some((e) => e.severity === SEVERITY.WARN && /repeats with other bytes/.test(e.message)), 'a repeated fragment with other bytes is a warning')
+  t.notOk(isFlaggedMalformed(repeated), 'not malformed')
+})
+
 /** What pcap/generate.ts exports (issue 6 contract). */
 interface GeneratedCapture {
   bytes: Buffer
