@@ -67,7 +67,8 @@ mv "$stage" "$app"
 rm -rf "$app.old"
 
 install -d "$destdir/usr/bin" "$destdir/usr/lib/systemd/system" "$destdir/usr/lib/sysusers.d" \
-  "$destdir/usr/lib/tmpfiles.d" "$destdir/usr/lib/udev/rules.d" "$destdir/usr/share/doc/kairo-gw"
+  "$destdir/usr/lib/tmpfiles.d" "$destdir/usr/lib/udev/rules.d" "$destdir/usr/share/doc/kairo-gw" \
+  "$destdir/usr/share/kairo-gw"
 cat > "$destdir/usr/bin/kairo-gw.new" <<'EOF'
 #!/bin/sh
 # kairo-gw CLI (installed by systemd/install.sh): the application in /usr/lib/kairo-gw.
@@ -80,6 +81,9 @@ install -m 0644 "$checkout/systemd/sysusers.d/kairo-gw.conf" "$destdir/usr/lib/s
 install -m 0644 "$checkout/systemd/tmpfiles.d/kairo-gw.conf" "$destdir/usr/lib/tmpfiles.d/kairo-gw.conf"
 install -m 0644 "$checkout/systemd/udev/60-kairo-gw.rules" "$destdir/usr/lib/udev/rules.d/60-kairo-gw.rules"
 install -m 0644 "$checkout/docs/systemd.md" "$destdir/usr/share/doc/kairo-gw/systemd.md"
+install -m 0644 "$checkout/docs/pcap.md" "$destdir/usr/share/doc/kairo-gw/pcap.md"
+# The Wireshark dissector, for auditors who copy captures off the gateway (docs/pcap.md).
+install -m 0644 "$checkout/pcap/kairo-gw.lua" "$destdir/usr/share/kairo-gw/kairo-gw.lua"
 
 if [ -n "$destdir" ]; then
   echo "installed under $destdir"

@@ -16,7 +16,7 @@ import { printJson } from '../output.js'
 import { at, cell, formatTime, renderFields, renderTable } from '../table.js'
 import { parseLinkName } from './admin.js'
 import { registerPcapGenerate } from './pcap-generate.js'
-// HELPERS: import { registerPcapInspect } from './pcap-inspect.js'
+import { registerPcapInspect } from './pcap-inspect.js'
 
 const LINKTYPE_NAMES: Record<number, string> = { 1: 'Ethernet', 101: 'IP (UDP)', 147: 'firmware-bridge (USER0)', 148: 'AI-TCP (USER1)', 270: 'LoRaTap' }
 
@@ -205,5 +205,5 @@ link or an unusable --out (named); 1 when the gateway cannot be reached or writi
     })
 
   registerPcapGenerate(pcap)
-  // HELPERS: registerPcapInspect(pcap)
+  registerPcapInspect(pcap)
 }
