@@ -190,6 +190,11 @@ async function announceAndWait(daemon: Daemon, cfg: GatewayConfig, opts: RunOpti
         ...(example ? ['Send it a message from another terminal:', `  ${example}`, ''] : []),
         'Ask it how it is, from another terminal:',
         `  npx kairo-gw status${socketHint(daemon.controlSocket, stateDir)}`,
+        // A LoRa link when there is one: its serial line is never quiet, so 20 packets come at once.
+        ...[...daemon.links()]
+          .sort((a, b) => Number(b.kind === 'lora') - Number(a.kind === 'lora'))
+          .slice(0, 1)
+          .map((l) => `  npx kairo-gw pcap capture --link ${l.name} --count 20${socketHint(daemon.controlSocket, stateDir)}    # open it with pcap/kairo-gw.lua (docs/pcap.md)`),
         `  npx kairo-gw log verify${stateDir === resolveStateDir(undefined) ? '' : ` --state-dir ${stateDir}`}`,
         `  echo '{"jsonrpc":"2.0","id":1,"method":"status"}' | socat - UNIX-CONNECT:${daemon.controlSocket}`,
         '',
