@@ -1,9 +1,9 @@
 /**
  * A strict reader of capture files: pcapng (draft-ietf-opsawg-pcapng, either byte order, any
  * number of sections) and classic pcap (either byte order, microsecond or nanosecond
- * timestamps). Every project tool that takes a capture file reads it through here
- * (`kairo-gw pcap inspect`, the tests of capture and generate), so a bad file gets the same clear
- * error everywhere.
+ * timestamps). Project code that takes a capture file reads it through here (today
+ * `kairo-gw pcap inspect` and the generate tests), so a bad file gets the same clear error
+ * everywhere.
  *
  *   readPcapng(bytes, {file})      the whole file in memory → {sections, interfaces, packets, stats}
  *   iteratePcapBytes(bytes, {file}) the same, one item at a time (sync generator)
