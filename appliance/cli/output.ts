@@ -1,5 +1,20 @@
 /** Output helpers shared by the commands: JSON lines, payload rendering, the gateway logger. */
+import type { Command } from 'commander'
 import type { GatewayLogger } from '../gateway/udp-gateway.js'
+
+/** Where a command writes: commander's configured output (tests capture it), else stdout/stderr. */
+export interface Out {
+  out(s: string): void
+  err(s: string): void
+}
+
+export function outputOf(cmd: Command): Out {
+  const cfg = cmd.configureOutput()
+  return {
+    out: (s) => (cfg.writeOut ? cfg.writeOut(s) : process.stdout.write(s)),
+    err: (s) => (cfg.writeErr ? cfg.writeErr(s) : process.stderr.write(s)),
+  }
+}
 
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value) + '\n')

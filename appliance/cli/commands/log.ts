@@ -20,6 +20,7 @@ import { listLogFiles, verifyLog, type VerifyReport } from '../../vov/verify.js'
 import { CliError, EXIT_OK } from '../errors.js'
 import { loadIdentity, resolveStateDir } from '../state.js'
 import { escapeControl, renderFields, renderTable } from '../table.js'
+import { outputOf, type Out } from '../output.js'
 
 /** Exit code of `log verify` and `log collect` when a log does not verify. */
 export const EXIT_LOG_INVALID = 4
@@ -30,18 +31,6 @@ const EXIT_HELP = `Exit codes:
   2  usage error
   4  the log does not verify: the first bad file:line and why are printed`
 
-interface Out {
-  out(s: string): void
-  err(s: string): void
-}
-
-function outputOf(cmd: Command): Out {
-  const cfg = cmd.configureOutput()
-  return {
-    out: (s) => (cfg.writeOut ? cfg.writeOut(s) : process.stdout.write(s)),
-    err: (s) => (cfg.writeErr ? cfg.writeErr(s) : process.stderr.write(s)),
-  }
-}
 
 function parseHexKey(value: string, previous: Uint8Array[] | undefined): Uint8Array[] {
   if (!/^[0-9a-fA-F]{64}$/.test(value)) throw new InvalidArgumentError('must be an Ed25519 public key: 64 hex digits (`kairo-gw keys show` on the gateway: identity key)')

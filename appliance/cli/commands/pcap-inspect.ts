@@ -43,6 +43,7 @@ import { UDP_BEACON, UDP_DEFAULT_GROUP_PORT } from '../../../drivers/udp/link.js
 import { isPcapError, iteratePcapFile, linktypeName, type PcapInterface, type PcapItem, type PcapPacket, type PcapSection } from '../../../pcap/reader.js'
 import { CliError } from '../errors.js'
 import { escapeControl, formatBytes, renderFields, renderTable } from '../table.js'
+import { outputOf } from '../output.js'
 
 /** kairo-gw's default UDP port (and its UDP links' multicast group port): UDP on an Ethernet capture is decoded as AI-TCP to or from them. */
 export const AITCP_UDP_PORTS: readonly number[] = [47800, UDP_DEFAULT_GROUP_PORT]
@@ -707,18 +708,6 @@ export function packetLine(p: InspectPacket): string {
   return `${String(p.number).padStart(7)}  ${(p.time ?? '-').padEnd(27)}  ${escapeControl(p.interface).padEnd(12)}  ${(p.dir ?? '-').padEnd(3)}  ${String(p.length).padStart(5)}  ${escapeControl(p.summary)}`.trimEnd() + '\n'
 }
 
-interface Out {
-  out(s: string): void
-  err(s: string): void
-}
-
-function outputOf(cmd: Command): Out {
-  const cfg = cmd.configureOutput()
-  return {
-    out: (s) => (cfg.writeOut ? cfg.writeOut(s) : process.stdout.write(s)),
-    err: (s) => (cfg.writeErr ? cfg.writeErr(s) : process.stderr.write(s)),
-  }
-}
 
 const JSON_REPLACER = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)
 
