@@ -14,11 +14,11 @@ import type { ControlClient } from '../../control/client.js'
 import { controlOptions, SOCKET_HELP, withControl, callGateway, type ControlOptions } from '../control.js'
 import { printJson } from '../output.js'
 import { at, cell, formatTime, renderFields, renderTable } from '../table.js'
+import { linktypeName } from '../../../pcap/reader.js'
 import { parseLinkName } from './admin.js'
 import { registerPcapGenerate } from './pcap-generate.js'
 import { registerPcapInspect } from './pcap-inspect.js'
 
-const LINKTYPE_NAMES: Record<number, string> = { 1: 'Ethernet', 101: 'IP (UDP)', 147: 'firmware-bridge (USER0)', 148: 'AI-TCP (USER1)', 270: 'LoRaTap' }
 
 function parseLinks(value: string, previous: string[] | undefined): string[] {
   const names = value.split(',').map((s) => s.trim())
@@ -72,7 +72,7 @@ function summary(s: unknown): string {
   if (at(s, 'error')) fields.push(['error', cell(at(s, 'error'))])
   const table = renderTable(
     [{ header: 'interface' }, { header: 'link type' }, { header: 'packets', align: 'right' }, { header: 'dropped', align: 'right' }],
-    ifaces.map((i) => [cell(at(i, 'name')), LINKTYPE_NAMES[num(at(i, 'linktype'))] ?? String(at(i, 'linktype')), String(num(at(i, 'packets'))), String(num(at(i, 'dropped')))]),
+    ifaces.map((i) => [cell(at(i, 'name')), linktypeName(num(at(i, 'linktype'))), String(num(at(i, 'packets'))), String(num(at(i, 'dropped')))]),
   )
   return `${renderFields(fields)}\n${table}`
 }
