@@ -561,7 +561,8 @@ export function ethernetKairo(frame: Uint8Array): Buffer {
   return encodeEthernetFrame({ dst: MAC_B, src: MAC_A, payload: frame })
 }
 
-function ethernetII(etherType: number, payload: Uint8Array): Buffer {
+/** A plain Ethernet II frame MAC_A → MAC_B (no kairo length field), padded to 60 bytes. */
+export function ethernetII(etherType: number, payload: Uint8Array): Buffer {
   const head = Buffer.alloc(14)
   Buffer.from(MAC_B.replace(/:/g, ''), 'hex').copy(head, 0)
   Buffer.from(MAC_A.replace(/:/g, ''), 'hex').copy(head, 6)

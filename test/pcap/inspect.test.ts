@@ -28,6 +28,7 @@ import { loraTapHeader, udpPacket } from '../../pcap/encap.js'
 import { generateCapture } from '../../pcap/generate.js'
 import { packetTypeName } from '../../appliance/core/wire/constants.js'
 import { enhancedPacketBlock, fileHeader, interfaceStatisticsBlock, LINKTYPE, type InterfaceDescription, type PacketRecord } from '../../pcap/pcapng.js'
+import { ethernetII, MAC_A, MAC_B } from '../lib/tshark.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'kairo-inspect-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -87,17 +88,8 @@ function badSignatureAnnounce(): Buffer {
   return b
 }
 
-const MAC_A = '02:00:00:00:00:0a'
-const MAC_B = '02:00:00:00:00:0b'
 const eth = (payload: Buffer, src = MAC_A, dst = MAC_B) => encodeEthernetFrame({ src, dst, payload })
-function ethRaw(etherType: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(14)
-  Buffer.from(MAC_B.replace(/:/g, ''), 'hex').copy(h, 0)
-  Buffer.from(MAC_A.replace(/:/g, ''), 'hex').copy(h, 6)
-  h.writeUInt16BE(etherType, 12)
-  const f = Buffer.concat([h, payload])
-  return f.length >= 60 ? f : Buffer.concat([f, Buffer.alloc(60 - f.length)])
-}
+const ethRaw = ethernetII
 const lora = (payload: Buffer, rx: boolean) => Buffer.concat([loraTapHeader({ frequencyHz: 868_100_000, bandwidthHz: 125_000, spreadingFactor: 9, syncWord: 0x12, ...(rx ? { rssi: -87, snr: 7.5 } : {}) }), payload])
 const udp4 = (payload: Buffer, sport = 47800, dport = 47800) => udpPacket({ srcHost: '10.0.0.1', srcPort: sport, dstHost: '10.0.0.2', dstPort: dport }, payload)
 const udp6 = (payload: Buffer) => udpPacket({ srcHost: 'fd00::1', srcPort: 47800, dstHost: 'fd00::2', dstPort: 47801 }, payload)
