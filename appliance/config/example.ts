@@ -37,6 +37,15 @@ links:                           # at least one; names unique, 1-15 of a-z 0-9 _
       preamble_symbols: 8        # optional, 6..65535, default 8
       baud_rate: 115200          # optional, serial speed, default 115200
       time_scale: 1              # emulator only: radio time runs 1/time_scale faster; (0, 1]
+    cut:                         # optional: what \`kairo-gw disconnect\` (or policy) does to the hardware,
+                                 #   in order; each action is observed. Default: radio_off for LoRa,
+                                 #   netdev (interface down) for ethernet/raw_ip, nothing for udp
+      - radio_off: {}            # the firmware switches the radio off (LoRa only)
+      - gpio: { chip: gpiochip0, line: lora-power, value: 0 }   # chip: gpiochipN or its label;
+      - gpio: { chip: gpiochip0, line: lora-reset, value: 0 }   #   line: name or offset; held while cut
+      # - rfkill: { type: wlan }        # or index: N, name: phy0 (soft block, observed by event)
+      # - netdev: { interface: wlan0 }  # interface set down (rtnetlink), observed by its flags
+      #   any item may add timeout_ms: (defaults: gpio 100, rfkill 500, netdev 1000, radio_off 250)
 mesh:
   announce_interval_s: 10        # 1..3600, default 10
   hop_limit: 16                  # 1..64, default 16

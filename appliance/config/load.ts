@@ -21,6 +21,9 @@ import {
   LIMITS,
   LINK_DRIVERS,
   LINK_NAME_RE,
+  CUT_ACTION_KINDS,
+  RFKILL_TYPE_NAMES,
+  type CutActionConfig,
   LOG_LEVELS,
   LORA_BACKENDS,
   NODE_NAME_RE,
@@ -41,7 +44,11 @@ export const MAX_CONFIG_BYTES = 1024 * 1024
 
 const TOP_KEYS = ['node', 'state_dir', 'runtime_dir', 'links', 'mesh', 'store', 'logging', 'peers', 'audit', 'policy_file'] as const
 const NODE_KEYS = ['name'] as const
-const LINK_KEYS = ['name', 'enabled', 'budget_bytes_per_s', ...LINK_DRIVERS] as const
+const LINK_KEYS = ['name', 'enabled', 'budget_bytes_per_s', 'cut', ...LINK_DRIVERS] as const
+const CUT_ITEM_KEYS = ['timeout_ms', ...CUT_ACTION_KINDS] as const
+const CUT_GPIO_KEYS = ['chip', 'line', 'value'] as const
+const CUT_RFKILL_KEYS = ['type', 'index', 'name'] as const
+const CUT_NETDEV_KEYS = ['interface'] as const
 const UDP_KEYS = ['host', 'port', 'interface', 'group', 'discovery', 'peers', 'mtu'] as const
 const ETHERNET_KEYS = ['interface'] as const
 const RAW_IP_KEYS = ['interface', 'address', 'peers', 'broadcast'] as const
@@ -658,7 +665,9 @@ function link(c: Checker, item: Val & { path: string }, claims: Claims): LinkCon
   if (blocks.length === 0) c.add(path, `needs one driver block: ${LINK_DRIVERS.join(', ')}`, item.at)
   if (blocks.length > 1) c.add(path, `has ${blocks.length} driver blocks (${blocks.join(', ')}); a link has exactly one: make each its own link`, s.keyNode(blocks[1]!))
 
-  const common = { name: name ?? '', enabled, budgetBytesPerS }
+  const cutItems: Array<Val & { path: string }> = []
+  const explicitCut = s.present('cut') ? cutList(c, s, cutItems) : undefined
+  const common = { name: name ?? '', enabled, budgetBytesPerS, cut: { actions: explicitCut ?? [], configured: explicitCut !== undefined } }
   let out: LinkConfig | undefined
   for (const driver of blocks) {
     const b = s.section(driver, driver === 'udp' ? UDP_KEYS : driver === 'ethernet' ? ETHERNET_KEYS : driver === 'raw_ip' ? RAW_IP_KEYS : LORA_KEYS)
@@ -693,6 +702,89 @@ function link(c: Checker, item: Val & { path: string }, claims: Claims): LinkCon
       }
     })()
     out ??= one
+  }
+  if (out !== undefined && explicitCut === undefined) out.cut = { actions: defaultCut(out), configured: false }
+  if (out !== undefined && out.driver !== 'lora') {
+    for (const item of cutItems) {
+      if (isMap(item.node) && item.node.items.some((p) => isScalar(p.key) && p.key.value === 'radio_off')) c.add(item.path, `radio_off switches a LoRa radio off through its firmware; ${label} uses the ${out.driver} driver`, item.at)
+    }
+  }
+  return out
+}
+
+/**
+ * What cuts a link when its config has no `cut:` list: the interface set down for a NIC, the
+ * radio switched off through its firmware for LoRa. Nothing physical for UDP: its interface is
+ * usually the one the operator's SSH session comes in on.
+ */
+export function defaultCut(l: LinkConfig): CutActionConfig[] {
+  const t = DEFAULTS.cutTimeoutMs
+  switch (l.driver) {
+    case 'ethernet':
+      return [{ netdev: { interface: l.ethernet.interface }, timeoutMs: t.netdev }]
+    case 'raw_ip':
+      return l.rawIp.interface !== undefined ? [{ netdev: { interface: l.rawIp.interface }, timeoutMs: t.netdev }] : []
+    case 'lora':
+      return [{ radio_off: {}, timeoutMs: t.radio_off }]
+    case 'udp':
+      return []
+  }
+}
+
+/** The link's `cut:` list: each item one action (gpio, rfkill, netdev or radio_off) and an optional timeout_ms. */
+function cutList(c: Checker, s: Section, itemsOut: Array<Val & { path: string }>): CutActionConfig[] | undefined {
+  const items = s.list('cut')
+  if (items === undefined) return s.bad.has('cut') ? undefined : []
+  itemsOut.push(...items)
+  const out: CutActionConfig[] = []
+  for (const item of items) {
+    const e = new Section(c, item.path, item.node, item.at, CUT_ITEM_KEYS)
+    if (e.broken || isNull(item.node)) {
+      c.add(item.path, `must be a mapping with one action (${CUT_ACTION_KINDS.join(', ')}), e.g. {gpio: {chip: gpiochip0, line: lora-power, value: 0}}, got ${describe(item.node)}`, item.at)
+      continue
+    }
+    const kinds = CUT_ACTION_KINDS.filter((k) => e.present(k))
+    if (kinds.length !== 1) {
+      c.add(item.path, kinds.length === 0 ? `needs one action: ${CUT_ACTION_KINDS.join(', ')}` : `has ${kinds.length} actions (${kinds.join(', ')}); write each as its own list item, in the order they should run`, item.at)
+      continue
+    }
+    const kind = kinds[0]!
+    const timeoutMs = e.int('timeout_ms', LIMITS.cutTimeoutMs) ?? DEFAULTS.cutTimeoutMs[kind]
+    switch (kind) {
+      case 'gpio': {
+        const g = e.section('gpio', CUT_GPIO_KEYS)
+        const chip = g.string('chip', { required: true, check: (v) => (v.includes('\0') || v.includes('..') ? `${JSON.stringify(v)} is not a chip name (gpiochip0, /dev/gpiochip0 or the chip's label)` : null) })
+        const lineVal = g.get('line')
+        let line: string | number | undefined
+        if (lineVal === undefined) g.missing('line', 'is required: the line name (gpioinfo shows them) or its offset on the chip')
+        else if (isScalar(lineVal.node) && typeof lineVal.node.value === 'number') line = g.int('line', LIMITS.gpioOffset)
+        else line = g.string('line')
+        const value = g.int('value', [0, 1]) ?? 0
+        if (chip !== undefined && line !== undefined) out.push({ gpio: { chip, line, value: value as 0 | 1 }, timeoutMs })
+        break
+      }
+      case 'rfkill': {
+        const r = e.section('rfkill', CUT_RFKILL_KEYS)
+        const type = r.choice('type', RFKILL_TYPE_NAMES)
+        const index = r.int('index', LIMITS.rfkillIndex)
+        const name = r.string('name', { check: (v) => (/^[\x21-\x7e]{1,64}$/.test(v) ? null : `${JSON.stringify(v)} is not an rfkill switch name (as in /sys/class/rfkill/rfkillN/name, e.g. phy0 or hci0)`) })
+        if (!r.present('type') && !r.present('index') && !r.present('name') && !r.broken) c.add(e.pathOf('rfkill'), 'needs type:, index: or name: (rfkill list shows them): which switch to block', e.atOf('rfkill'))
+        else if (type !== undefined || index !== undefined || name !== undefined) out.push({ rfkill: { ...(type !== undefined && { type }), ...(index !== undefined && { index }), ...(name !== undefined && { name }) }, timeoutMs })
+        break
+      }
+      case 'netdev': {
+        const n = e.section('netdev', CUT_NETDEV_KEYS)
+        const iface = n.string('interface', { required: true, check: ifnameProblem })
+        if (iface !== undefined) out.push({ netdev: { interface: iface }, timeoutMs })
+        break
+      }
+      case 'radio_off': {
+        const v = e.get('radio_off')
+        if (v !== undefined && !(isMap(v.node) && v.node.items.length === 0)) e.problem('radio_off', `takes no settings: write "radio_off: {}", got ${describe(v.node)}`)
+        else out.push({ radio_off: {}, timeoutMs })
+        break
+      }
+    }
   }
   return out
 }
@@ -880,6 +972,7 @@ export function embeddedDefaultConfig(opts: { stateDir: string; runtimeDir: stri
         name: 'udp0',
         enabled: DEFAULTS.link.enabled,
         budgetBytesPerS: DEFAULTS.link.budgetBytesPerS,
+        cut: { actions: [], configured: false },
         driver: 'udp',
         udp: { host: '127.0.0.1', port: opts.udpPort, discovery: false, peers: [] },
       },
@@ -888,6 +981,7 @@ export function embeddedDefaultConfig(opts: { stateDir: string; runtimeDir: stri
         name: 'lora0',
         enabled: DEFAULTS.link.enabled,
         budgetBytesPerS: DEFAULTS.link.budgetBytesPerS,
+        cut: { actions: [{ radio_off: {}, timeoutMs: DEFAULTS.cutTimeoutMs.radio_off }], configured: false },
         driver: 'lora',
         lora: { port: '', emulated: true, backend: DEFAULTS.lora.backend, region: DEFAULTS.lora.region, radio: { ...DEFAULT_RADIO }, timeScale: DEFAULTS.lora.timeScale, baudRate: DEFAULTS.lora.baudRate },
       },

@@ -74,6 +74,30 @@ export interface LoraLinkConfig {
   baudRate: number
 }
 
+/** rfkill switch types (linux/rfkill.h), as `rfkill list` names them. */
+export type RfkillTypeName = 'all' | 'wlan' | 'bluetooth' | 'uwb' | 'wimax' | 'wwan' | 'gps' | 'fm' | 'nfc'
+export const RFKILL_TYPE_NAMES: readonly RfkillTypeName[] = ['all', 'wlan', 'bluetooth', 'uwb', 'wimax', 'wwan', 'gps', 'fm', 'nfc']
+
+/**
+ * One physical action of a link's force disconnect, in the file's own shape (one key per item),
+ * which is also drivers/physical's CutActionConfig. `timeout_ms` bounds how long the action may
+ * take to be observed; a later action does not wait longer than that for an earlier one.
+ */
+export type CutActionConfig =
+  | { gpio: { chip: string; line: string | number; value: 0 | 1 }; timeoutMs: number }
+  | { rfkill: { type?: RfkillTypeName; index?: number; name?: string }; timeoutMs: number }
+  | { netdev: { interface: string }; timeoutMs: number }
+  | { radio_off: Record<string, never>; timeoutMs: number }
+export type CutActionKind = 'gpio' | 'rfkill' | 'netdev' | 'radio_off'
+export const CUT_ACTION_KINDS: readonly CutActionKind[] = ['gpio', 'rfkill', 'netdev', 'radio_off']
+
+/** How a link is cut: its physical actions in order, and whether the file said so (or the driver's default). */
+export interface CutConfig {
+  actions: CutActionConfig[]
+  /** False: the default for the driver (docs/force-disconnect.md). */
+  configured: boolean
+}
+
 interface LinkCommon {
   /** [a-z0-9_-]{1,15}, unique. */
   name: string
@@ -81,6 +105,8 @@ interface LinkCommon {
   enabled: boolean
   /** Budget for relayed traffic on this link, bytes/s; 0 = unlimited (the default). */
   budgetBytesPerS: number
+  /** What `kairo-gw disconnect` (or policy) does to the hardware of this link. */
+  cut: CutConfig
 }
 
 /** One link: `driver` says which of the driver blocks is present (exactly one is). */
@@ -142,7 +168,7 @@ export interface GatewayConfig {
   logging: LoggingConfig
   peers: PeersConfig
   audit: AuditConfig
-  /** The .klp-policy file (absolute); enforcement comes with the policy engine (issue 7). */
+  /** The .klp-policy file (absolute), enforced on the relay path (appliance/policy, docs/policy.md). */
   policyFile?: string
 }
 
@@ -156,6 +182,12 @@ export const DEFAULTS = Object.freeze({
   logging: { level: 'info' as LogLevel, timeZone: 'Asia/Tokyo' },
   peers: { mode: 'tofu' as PeerMode },
   audit: { maxFileMb: 16, maxFileAgeH: 24, keyLifetimeH: 24 },
+  /**
+   * How long each kind of cut action may take to be observed, ms. A command to the radio's
+   * firmware goes through its driver, which may be the thing that is wedged: it gets little time,
+   * so the lines after it are not held up.
+   */
+  cutTimeoutMs: { gpio: 100, rfkill: 500, netdev: 1000, radio_off: 250 } as Record<CutActionKind, number>,
 })
 
 /** Ranges of the numeric keys (inclusive), in the file's units. LoRa radio ranges are the driver's. */
@@ -174,6 +206,9 @@ export const LIMITS = Object.freeze({
   maxFileMb: [1, 4096],
   maxFileAgeH: [1, 24 * 366],
   keyLifetimeH: [1, 24 * 31],
+  cutTimeoutMs: [1, 60_000],
+  rfkillIndex: [0, 0xffff_ffff],
+  gpioOffset: [0, 1023],
 } as const satisfies Record<string, readonly [number, number]>)
 
 /** Linux IFNAMSIZ is 16 including the NUL: an interface name has at most 15 bytes. */

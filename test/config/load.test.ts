@@ -60,15 +60,24 @@ t.test('the annotated example (every driver, every key) is valid and normalised'
         name: 'udp0',
         enabled: true,
         budgetBytesPerS: 0,
+        cut: { actions: [], configured: false },
         driver: 'udp',
         udp: { host: '0.0.0.0', port: 47800, interface: 'veth0', group: '239.77.71.1', discovery: true, peers: ['10.1.0.2:47800'], mtu: 1200 },
       },
-      { name: 'eth0', enabled: true, budgetBytesPerS: 0, driver: 'ethernet', ethernet: { interface: 'veth1' } },
-      { name: 'rip0', enabled: true, budgetBytesPerS: 0, driver: 'raw_ip', rawIp: { interface: 'veth2', peers: ['10.2.0.2'], broadcast: '10.2.0.255' } },
+      { name: 'eth0', enabled: true, budgetBytesPerS: 0, cut: { actions: [{ netdev: { interface: 'veth1' }, timeoutMs: 1000 }], configured: false }, driver: 'ethernet', ethernet: { interface: 'veth1' } },
+      { name: 'rip0', enabled: true, budgetBytesPerS: 0, cut: { actions: [{ netdev: { interface: 'veth2' }, timeoutMs: 1000 }], configured: false }, driver: 'raw_ip', rawIp: { interface: 'veth2', peers: ['10.2.0.2'], broadcast: '10.2.0.255' } },
       {
         name: 'lora0',
         enabled: true,
         budgetBytesPerS: 0,
+        cut: {
+          actions: [
+            { radio_off: {}, timeoutMs: 250 },
+            { gpio: { chip: 'gpiochip0', line: 'lora-power', value: 0 }, timeoutMs: 100 },
+            { gpio: { chip: 'gpiochip0', line: 'lora-reset', value: 0 }, timeoutMs: 100 },
+          ],
+          configured: true,
+        },
         driver: 'lora',
         lora: {
           port: '/dev/ttyACM0',
@@ -130,9 +139,9 @@ logging: { level: debug }
   t.equal(cfg.node.name, defaultNodeName())
   t.equal(cfg.stateDir, '/srv/gw/conf/state')
   t.equal(cfg.runtimeDir, '/srv/gw/run')
-  t.strictSame(cfg.links[0], { name: 'u', enabled: true, budgetBytesPerS: 0, driver: 'udp', udp: { host: '0.0.0.0', port: 47800, discovery: true, peers: [] } })
-  t.strictSame(cfg.links[1], { name: 'e', enabled: false, budgetBytesPerS: 2000, driver: 'ethernet', ethernet: { interface: 'eth0' } })
-  t.strictSame(cfg.links[2], { name: 'r', enabled: true, budgetBytesPerS: 0, driver: 'raw_ip', rawIp: { peers: [], address: '10.9.0.1', broadcast: '10.9.0.255' } })
+  t.strictSame(cfg.links[0], { name: 'u', enabled: true, budgetBytesPerS: 0, cut: { actions: [], configured: false }, driver: 'udp', udp: { host: '0.0.0.0', port: 47800, discovery: true, peers: [] } })
+  t.strictSame(cfg.links[1], { name: 'e', enabled: false, budgetBytesPerS: 2000, cut: { actions: [{ netdev: { interface: 'eth0' }, timeoutMs: 1000 }], configured: false }, driver: 'ethernet', ethernet: { interface: 'eth0' } })
+  t.strictSame(cfg.links[2], { name: 'r', enabled: true, budgetBytesPerS: 0, cut: { actions: [], configured: false }, driver: 'raw_ip', rawIp: { peers: [], address: '10.9.0.1', broadcast: '10.9.0.255' } })
   t.strictSame(cfg.links[3]!.lora, {
     port: '/srv/gw/conf/tty/lora',
     emulated: false,
@@ -632,8 +641,8 @@ t.test('embeddedDefaultConfig: UDP on 127.0.0.1 (no discovery) and an emulated L
     stateDir: resolve('var/state'),
     runtimeDir: '/tmp/kairo-run',
     links: [
-      { name: 'udp0', enabled: true, budgetBytesPerS: 0, driver: 'udp', udp: { host: '127.0.0.1', port: 47800, discovery: false, peers: [] } },
-      { name: 'lora0', enabled: true, budgetBytesPerS: 0, driver: 'lora', lora: { port: '', emulated: true, backend: 'firmware-bridge', region: 'EU868', radio: { ...DEFAULT_RADIO }, timeScale: 1, baudRate: 115_200 } },
+      { name: 'udp0', enabled: true, budgetBytesPerS: 0, cut: { actions: [], configured: false }, driver: 'udp', udp: { host: '127.0.0.1', port: 47800, discovery: false, peers: [] } },
+      { name: 'lora0', enabled: true, budgetBytesPerS: 0, cut: { actions: [{ radio_off: {}, timeoutMs: 250 }], configured: false }, driver: 'lora', lora: { port: '', emulated: true, backend: 'firmware-bridge', region: 'EU868', radio: { ...DEFAULT_RADIO }, timeScale: 1, baudRate: 115_200 } },
     ],
     mesh: { announceIntervalMs: 10_000, hopLimit: 16 },
     store: { maxMessages: 10_000, maxBytes: 16_777_216, ttlMs: 86_400_000 },
