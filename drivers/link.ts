@@ -150,6 +150,13 @@ export interface Link extends EventEmitter<LinkEvents> {
   abort(reason?: Error): void
   quality(): LinkQuality
   stats(): LinkStats
+  /**
+   * Radios only: switch the transmitter off (or on again) through the device's own firmware, and
+   * resolve when the firmware confirms it. Rejects when the device does not confirm within
+   * `timeoutMs` or the link is not open: a force disconnect uses it as its first, gentlest action
+   * and does not wait longer than that on a driver that may be wedged.
+   */
+  setRadio?(on: boolean, timeoutMs: number): Promise<void>
   /** What a capture of this link shows; empty (or absent, for proxies) when it cannot be captured. */
   tapInterfaces?(): TapInterface[]
   /** Starts copying what crosses the link to `sink` (see Capture above). */

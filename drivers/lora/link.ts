@@ -228,6 +228,19 @@ export class LoRaLink extends BaseLink {
     this.ready = true
   }
 
+  async setRadio(on: boolean, timeoutMs: number): Promise<void> {
+    const backend = this.backend
+    if (backend === null || !this.ready) throw new RadioError(`link ${this.name}: the radio cannot be switched ${on ? 'on' : 'off'}: the link is not open (${this.state})`, { reason: 'not-open' })
+    try {
+      await backend.setRadio(on, AbortSignal.timeout(timeoutMs))
+    } catch (err) {
+      if ((err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError') throw new TimeoutError(`link ${this.name}: the ${backend.kind} firmware on ${this.opts.path} did not confirm radio ${on ? 'on' : 'off'} within ${timeoutMs} ms`, { cause: err })
+      throw err
+    }
+    // Off: nothing may be handed to it until the link is opened again (which switches it on).
+    if (!on) this.ready = false
+  }
+
   private lost(reason: string): void {
     if (!this.ready) return
     this.ready = false

@@ -560,7 +560,7 @@ export class EmulatedRadio extends EventEmitter<VirtualRadioEvents> implements V
    */
   stats(): Record<string, number> {
     const d = this.dutyCycle()
-    const out: Record<string, number> = { ...this.#counters, dutyWindowMs: d.windowMs, dutyAirtimeMs: d.usedMs, dutyFraction: d.fraction, overBudget: d.overBudget ? 1 : 0 }
+    const out: Record<string, number> = { ...this.#counters, on: this.#on ? 1 : 0, dutyWindowMs: d.windowMs, dutyAirtimeMs: d.usedMs, dutyFraction: d.fraction, overBudget: d.overBudget ? 1 : 0 }
     if (d.budgetMs !== null) out.dutyBudgetMs = d.budgetMs
     return out
   }

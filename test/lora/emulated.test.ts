@@ -70,3 +70,17 @@ t.test('a process killed with SIGKILL leaves no socat behind', async (t) => {
   await until('socat gone with its parent', 5000, () => socatsIn(dir).length === 0)
   t.pass('no socat left')
 })
+
+t.test('setRadio: the firmware switches the radio off and confirms; the link takes no more frames; a closed link refuses', async (t) => {
+  const dir = tempDir()
+  const link = new EmulatedLoRaLink({ name: 'lora0', dir, contention: true })
+  t.teardown(() => link.close())
+  await link.open()
+  t.equal(link.emulatorStats()?.radios.lora0?.on, 1, 'on after open')
+  await link.setRadio(false, 2000)
+  t.equal(link.emulatorStats()?.radios.lora0?.on, 0, 'the emulated radio is off once setRadio resolves')
+  await link.close()
+  await t.rejects(link.setRadio(false, 100), { name: 'RadioError', message: /link lora0: the radio cannot be switched off: the link is not open/ })
+  await link.open()
+  t.equal(link.emulatorStats()?.radios.lora0?.on, 1, 'opening the link switches it on again')
+})
