@@ -119,8 +119,8 @@ export const POLICY_LIMITS = {
   peers: 65_536,
   description: 1000,
 }
-/** Values (list items and mapping entries) one file may expand to through aliases. */
-const MAX_VISITS = 500_000
+/** Problems listed in one PolicyError; the rest are counted in a last line. */
+const MAX_PROBLEMS = 100
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
 const NODE_ID_RE = /^[0-9a-fA-F]{32}$/
@@ -182,12 +182,14 @@ function isNull(node: unknown): boolean {
 }
 
 const UNRESOLVED = Symbol('unresolved alias')
-const TOO_BIG = Symbol('too many values')
 
+/**
+ * Walks the document. Aliases cannot make the walk explode: every list the format has is checked
+ * against its maximum length before its items are looked at, and only known keys are descended
+ * into, so the values looked at are bounded by those maxima whatever the aliases point at.
+ */
 class Checker {
   readonly problems: PolicyProblem[] = []
-  private visits = 0
-  private exhausted = false
 
   constructor(
     readonly doc: Document,
@@ -203,14 +205,6 @@ class Checker {
 
   add(path: string, message: string, at: unknown): void {
     this.problems.push({ path, message, line: this.lineOf(at) ?? 1, file: this.file })
-  }
-
-  /** Counts one value looked at; false (reported once) when aliases make the file too big to check. */
-  visit(path: string, at: unknown): boolean {
-    if (++this.visits <= MAX_VISITS) return true
-    if (!this.exhausted) this.add(path, `the file expands to more than ${MAX_VISITS} values (through aliases); write it out smaller`, at)
-    this.exhausted = true
-    return false
   }
 
   /** The node an alias stands for; other nodes as they are. */
@@ -247,7 +241,6 @@ class Section {
   ) {
     if (!isMap(node)) return
     for (const pair of node.items) {
-      if (!c.visit(path, pair.key)) return
       const keyNode = c.deref(pair.key, path)
       if (keyNode === UNRESOLVED) continue
       if (!isScalar(keyNode) || (keyNode.value !== null && typeof keyNode.value === 'object')) {
@@ -367,10 +360,6 @@ class Section {
     const out: Val[] = []
     for (const [i, item] of val.node.items.entries()) {
       const path = `${this.pathOf(key)}[${i}]`
-      if (!this.c.visit(path, item ?? val.at)) {
-        this.bad.add(key)
-        return undefined
-      }
       const node = this.c.deref(item, path)
       if (node !== UNRESOLVED) out.push({ node, at: item ?? val.at, path })
     }
@@ -447,7 +436,6 @@ function action(c: Checker, val: Val, forViolation: Violation | null): PolicyAct
     }
     for (const [i, item] of val.node.items.entries()) {
       const path = `${val.path}[${i}]`
-      if (!c.visit(path, item ?? val.at)) return undefined
       const node = c.deref(item, path)
       if (node === UNRESOLVED) return undefined
       items.push({ node, at: item ?? val.at, path })
@@ -627,11 +615,15 @@ function defaultName(file: string): string {
 // ---------------------------------------------------------------------------------------------
 // Entry points
 
+/** In file order; beyond MAX_PROBLEMS (a list of 60000 mistyped node IDs), one line counts the rest. */
 function sortProblems(problems: PolicyProblem[]): PolicyProblem[] {
-  return problems
+  const sorted = problems
     .map((p, i) => ({ p, i }))
     .sort((a, b) => (a.p.line ?? Infinity) - (b.p.line ?? Infinity) || a.i - b.i)
     .map(({ p }) => p)
+  if (sorted.length <= MAX_PROBLEMS) return sorted
+  const next = sorted[MAX_PROBLEMS]!
+  return [...sorted.slice(0, MAX_PROBLEMS), { path: '', message: `${sorted.length - MAX_PROBLEMS} more problems from here on are not listed`, line: next.line, file: next.file }]
 }
 
 function yamlMessage(e: YAMLError, text: string, json: boolean): string {
@@ -641,7 +633,16 @@ function yamlMessage(e: YAMLError, text: string, json: boolean): string {
     const key = /^[^:\n]{0,60}/.exec(text.slice(e.pos[0]))![0].trim().replace(/^(["'])(.*)\1$/, '$2')
     return `${kind}: the key ${JSON.stringify(key)} appears twice in the same mapping`
   }
+  // The parser is recursive; it reports running out of stack as an error of the document.
+  if (/call stack/i.test(e.message)) return `${kind}: the file nests too deeply (lists or mappings inside each other)`
   return `${kind}: ${e.message.split('\n')[0]!}`
+}
+
+/** 1-based line of character `pos`. */
+function lineAt(text: string, pos: number): number {
+  let line = 1
+  for (let i = 0; i < pos && i < text.length; i++) if (text.charCodeAt(i) === 0x0a) line++
+  return line
 }
 
 /**
@@ -651,6 +652,10 @@ function yamlMessage(e: YAMLError, text: string, json: boolean): string {
 export function parsePolicy(text: string, file: string): Policy {
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text
   const json = /^\s*[{[]/.test(body)
+  if (json) {
+    const bad = jsonSyntaxError(body)
+    if (bad !== null) throw new PolicyError(file, [{ path: '', message: `JSON: ${bad.message}`, line: lineAt(body, bad.pos), file }])
+  }
   const lc = new LineCounter()
   let doc: Document
   try {
@@ -659,12 +664,120 @@ export function parsePolicy(text: string, file: string): Policy {
     // The yaml package reports syntax as doc.errors; this is for anything it throws instead.
     throw new PolicyError(file, [{ path: '', message: `${json ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`, line: 1, file }], { cause: err })
   }
-  const syntax = [...doc.errors, ...doc.warnings].map((e): PolicyProblem => ({ path: '', message: yamlMessage(e, body, json), line: lc.linePos(e.pos[0]).line, file }))
+  // One line per distinct problem: a deep nesting is reported once per level it failed at.
+  const seen = new Set<string>()
+  const syntax: PolicyProblem[] = []
+  for (const e of [...doc.errors, ...doc.warnings]) {
+    const p: PolicyProblem = { path: '', message: yamlMessage(e, body, json), line: lc.linePos(e.pos[0]).line, file }
+    if (seen.has(`${p.line} ${p.message}`)) continue
+    seen.add(`${p.line} ${p.message}`)
+    syntax.push(p)
+  }
   if (syntax.length > 0) throw new PolicyError(file, sortProblems(syntax))
   const c = new Checker(doc, lc, file)
   const policy = validate(c, doc.contents, file, text)
   if (c.problems.length > 0 || policy === undefined) throw new PolicyError(file, sortProblems(c.problems))
   return policy
+}
+
+/**
+ * The first syntax error of `text` as strict JSON (RFC 8259), or null. A file that starts with {
+ * or [ is JSON, and YAML's leniencies (`{"a": }`, `{a: 1}`, trailing text) would give it a meaning
+ * its author did not write; JSON.parse does not always say where it failed. Iterative, so any
+ * nesting depth is fine.
+ */
+export function jsonSyntaxError(text: string): { pos: number; message: string } | null {
+  const n = text.length
+  const stack: string[] = []
+  let i = 0
+  let state: 'value' | 'key' | 'after' = 'value'
+  const ws = () => {
+    while (i < n) {
+      const ch = text.charCodeAt(i)
+      if (ch !== 0x20 && ch !== 0x09 && ch !== 0x0a && ch !== 0x0d) break
+      i++
+    }
+  }
+  const found = () => JSON.stringify(text.slice(i, i + 12))
+  const end = (what: string) => ({ pos: n, message: `the file ends where ${what} should be` })
+  /** Reads the string starting at i (a "); the error, or null. */
+  const str = (): { pos: number; message: string } | null => {
+    i++
+    for (;;) {
+      if (i >= n) return end('the closing " of a string')
+      const ch = text.charCodeAt(i)
+      if (ch === 0x22) {
+        i++
+        return null
+      }
+      if (ch < 0x20) return { pos: i, message: 'a control character inside a string (write it as \\n, \\t or \\u00XX)' }
+      if (ch === 0x5c) {
+        const e = text[i + 1]
+        if (e === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) return { pos: i, message: 'a \\u escape needs 4 hex digits' }
+          i += 6
+          continue
+        }
+        if (e === undefined || !'"\\/bfnrt'.includes(e)) return { pos: i, message: `\\${e ?? ''} is not an escape JSON has` }
+        i += 2
+        continue
+      }
+      i++
+    }
+  }
+  for (;;) {
+    ws()
+    if (state === 'value') {
+      if (i >= n) return end('a value')
+      const ch = text[i]!
+      if (ch === '{' || ch === '[') {
+        stack.push(ch)
+        i++
+        ws()
+        if (text[i] === (ch === '{' ? '}' : ']')) {
+          stack.pop()
+          i++
+          state = 'after'
+        } else state = ch === '{' ? 'key' : 'value'
+        continue
+      }
+      if (ch === '"') {
+        const e = str()
+        if (e !== null) return e
+        state = 'after'
+        continue
+      }
+      const m = /^(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)/.exec(text.slice(i, i + 400))
+      if (m === null) return { pos: i, message: `expected a value (text in double quotes, a number, true, false, null, { or [), found ${found()}` }
+      i += m[0].length
+      state = 'after'
+      continue
+    }
+    if (state === 'key') {
+      if (i >= n) return end('a property name')
+      if (text[i] !== '"') return { pos: i, message: `expected a property name in double quotes, found ${found()}` }
+      const e = str()
+      if (e !== null) return e
+      ws()
+      if (i >= n) return end('a :')
+      if (text[i] !== ':') return { pos: i, message: `expected : after the property name, found ${found()}` }
+      i++
+      state = 'value'
+      continue
+    }
+    // After a value: the end, or a , or the closing bracket of the container it is in.
+    const top = stack[stack.length - 1]
+    if (top === undefined) return i >= n ? null : { pos: i, message: `text after the end of the JSON value: ${found()}` }
+    const close = top === '{' ? '}' : ']'
+    if (i >= n) return end(`, or ${close}`)
+    if (text[i] === ',') {
+      i++
+      state = top === '{' ? 'key' : 'value'
+    } else if (text[i] === close) {
+      stack.pop()
+      i++
+    } else return { pos: i, message: `expected , or ${close} after a value, found ${found()}` }
+  }
 }
 
 function readProblem(err: NodeJS.ErrnoException): string {
