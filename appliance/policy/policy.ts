@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto'
 import { closeSync, openSync, readSync } from 'node:fs'
 import { basename } from 'node:path'
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, stringify, type Document, type YAMLError } from 'yaml'
+import { LineCounter, Scalar, isAlias, isMap, isScalar, isSeq, parseDocument, stringify, type Document, type YAMLError } from 'yaml'
 import { ConfigFileError, type ConfigFileProblem } from '../config/errors.js'
 import { suggestKey } from '../config/load.js'
 import { KNOWN_TYPES, packetTypeName } from '../core/wire/constants.js'
@@ -367,15 +367,20 @@ class Section {
   }
 }
 
-/** A list of texts, each turned into a value by `parse` (a string: the problem); duplicates are problems. */
-function textList<T>(s: Section, key: string, parse: (text: string) => { value: T } | string, max: number): T[] | undefined {
+/**
+ * A list of texts, each turned into a value by `parse` (a string: the problem); duplicates are
+ * problems. With `plainText`, an unquoted item is taken as written even where YAML reads a number:
+ * a node ID such as 12345678901234567890123456789012 or 1234e567... needs no quotes.
+ */
+function textList<T>(s: Section, key: string, parse: (text: string) => { value: T } | string, max: number, plainText = false): T[] | undefined {
   const items = s.list(key, { max })
   if (items === undefined) return undefined
   const out: T[] = []
   const seen = new Map<T, string>()
   let ok = true
   for (const item of items) {
-    const v = isScalar(item.node) ? item.node.value : undefined
+    const scalar = isScalar(item.node) ? item.node : undefined
+    const v = plainText && scalar?.type === Scalar.PLAIN && typeof scalar.source === 'string' ? scalar.source : scalar?.value
     if (typeof v !== 'string') {
       s.c.add(item.path, `must be text, got ${describe(item.node)}`, item.at)
       ok = false
@@ -537,8 +542,8 @@ function validate(c: Checker, root: unknown, file: string, text: string): Policy
   const control = textList(typesSec, 'control', typeParser('control'), 256)
 
   const peersSec = top.section('peers', PEERS_KEYS)
-  const allow = textList(peersSec, 'allow', nodeIdProblem, POLICY_LIMITS.peers)
-  const block = textList(peersSec, 'block', nodeIdProblem, POLICY_LIMITS.peers) ?? []
+  const allow = textList(peersSec, 'allow', nodeIdProblem, POLICY_LIMITS.peers, true)
+  const block = textList(peersSec, 'block', nodeIdProblem, POLICY_LIMITS.peers, true) ?? []
   if (allow !== undefined && !peersSec.bad.has('allow') && !peersSec.bad.has('block')) {
     const allowed = new Set(allow)
     const both = block.filter((id) => allowed.has(id))
