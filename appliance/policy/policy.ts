@@ -570,7 +570,8 @@ function validate(c: Checker, root: unknown, file: string, text: string): Policy
     const windowS = q.positive('window_s', POLICY_LIMITS.windowS, { required: true })
     const messages = q.int('messages', POLICY_LIMITS.messages)
     const bytes = q.int('bytes', POLICY_LIMITS.bytes)
-    if (!q.present('messages') && !q.present('bytes')) c.add(item.path, 'needs messages:, bytes: or both (the limits per window)', item.at)
+    // Absent and empty (`messages:`) alike: a quota with no limit would count for nothing.
+    if (q.get('messages') === undefined && q.get('bytes') === undefined && !q.bad.has('messages') && !q.bad.has('bytes')) c.add(item.path, 'needs messages:, bytes: or both (the limits per window)', item.at)
     const types = textList(q, 'types', typeParser('any'), 256)
     if (types !== undefined && types.length === 0 && !q.bad.has('types')) q.problem('types', 'is an empty list: the quota would count nothing; leave types out to count every agent type')
     const av = q.get('action')
