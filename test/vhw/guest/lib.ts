@@ -35,11 +35,14 @@ export class Recorder {
     this.flush()
   }
 
-  /** Runs `fn` and records its value, or { error, code } when it throws. Returns the value (undefined on error). */
-  async step<T>(name: string, fn: () => T | Promise<T>): Promise<T | undefined> {
+  /**
+   * Runs `fn` and records its value (or what `show` makes of it), or { error, name, code } when
+   * it throws. Returns the value (undefined on error).
+   */
+  async step<T>(name: string, fn: () => T | Promise<T>, show?: (v: T) => unknown): Promise<T | undefined> {
     try {
       const v = await fn()
-      this.set(name, v)
+      this.set(name, show === undefined ? v : show(v))
       return v
     } catch (err) {
       const e = err as NodeJS.ErrnoException
