@@ -374,6 +374,8 @@ export class GpioLines extends EventEmitter {
     try {
       hw().gpioSet(fd, values)
     } catch (err) {
+      // The kernel says EPERM for a set on input lines: not a matter of privileges.
+      if (errnoOf(err) === 'EPERM') throw new GpioError(`gpio ${this.where}: set: the lines are inputs (request them with output: true) (${messageOf(err)})`, { chip: this.chip, errno: 'EPERM', cause: err })
       throw wrap(err, `${this.where}: set`, this.chip)
     }
   }
