@@ -2,6 +2,7 @@
  * Exit codes and the one-line error report of the kairo-gw CLI.
  *
  *   0 ok · 1 failure · 2 usage (bad command line) · 3 timeout (a peer did not answer)
+ *   4 a log does not verify · 5 a link is cut (latched) but an action was not observed
  */
 import { KairoError, TimeoutError } from '../core/errors.js'
 
@@ -9,6 +10,8 @@ export const EXIT_OK = 0
 export const EXIT_FAILURE = 1
 export const EXIT_USAGE = 2
 export const EXIT_TIMEOUT = 3
+/** disconnect/reconnect: done and latched/cleared, but one of the link's physical actions was not observed. */
+export const EXIT_PARTIAL = 5
 
 /** Exit-code legend, as printed by --help. */
 export const EXIT_CODES_HELP = `Exit codes:
@@ -16,7 +19,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   1  failure (socket, state directory, peer refused, ...)
   2  usage error (unknown command or option, bad TYPE or address)
   3  timeout (the peer did not answer in time), or a message expired undelivered (send --wait)
-  4  an audit log does not verify (log verify, log collect)`
+  4  an audit log does not verify (log verify, log collect)
+  5  disconnect/reconnect done, but a physical action was not observed (the output names it)`
 
 /** A bad command line: reported like commander's own errors, exit 2. */
 export class UsageError extends Error {

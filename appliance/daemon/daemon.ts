@@ -36,6 +36,8 @@ import { VovLog } from '../vov/index.js'
 import { createLink } from './links.js'
 import { CaptureManager } from './captures.js'
 import { DisconnectLatch, LATCH_FILE } from './latch.js'
+import { LinkCutter, type CutReport } from './cut.js'
+import { PolicyEngine, ViolationRecorder, loadPolicy, violationEntry, type Policy, type PolicySubject, type Verdict } from '../policy/index.js'
 import { ipToInt, intToIp, uuidFromBytes, uuidToBytes } from './addr.js'
 
 export interface DaemonOptions {
@@ -180,6 +182,19 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
     return true
   }
 
+  // ---- policy -----------------------------------------------------------------------------
+  // A gateway told to enforce a policy does not start without it: a bad file stops the start
+  // with every problem named (file, key path, line).
+  let policyFile = cfg.policyFile
+  let policyLoadedAt = policyFile !== undefined ? now() : null
+  const engine = new PolicyEngine(policyFile !== undefined ? loadPolicy(policyFile) : null, { now })
+  // Violations go to the audit log, at most POLICY_RECORDS_PER_MINUTE a minute: the rest are
+  // counted and summarised in the next entry, so a flood cannot fill the disk.
+  const recorder = new ViolationRecorder({ perMinute: POLICY_RECORDS_PER_MINUTE, now, sink: (entry) => vov.append('message_refused', entry) })
+  const recorderFlush = setInterval(() => recorder.flush(), 60_000)
+  recorderFlush.unref()
+  if (engine.policy !== null) vov.append('policy_loaded', policySummary(engine.policy))
+
   // ---- links and mesh ---------------------------------------------------------------------
   const stores = await openStores(join(opts.stateDir, 'mesh'), cfg.store)
   const uuidBytes = uuidToBytes(nodeInfo.uuid)
@@ -194,17 +209,35 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
     announceInfo: () => ({ uuid: uuidBytes, meshIp: ipToInt(allocator.current().ip), name: cfg.node.name }),
     admit,
     refused: (n) => refusedNodes.has(n),
+    policy: (sub) => engine.check(sub),
+    trust: (n) => registry.trust(n),
   })
   const linkConfigs = new Map<string, LinkConfig>()
   const addLink = async (lc: LinkConfig) => {
     const link = await createLink(lc, { runtimeDir: opts.runtimeDir })
     node.addLink({ link, budgetBytesPerS: lc.budgetBytesPerS })
   }
+  const cutter = new LinkCutter({
+    consumer: 'kairo-gw',
+    // Looked up when the action runs: the driver of the link as it is then, if it is open.
+    radio: (name) => ({
+      radio: (on, timeoutMs) => {
+        const l = node.linkDrivers().find((d) => d.name === name)
+        if (l?.setRadio === undefined) return Promise.reject(new Error(l === undefined ? `link ${name} is not open` : `link ${name} has no radio to switch`))
+        return l.setRadio(on, timeoutMs)
+      },
+    }),
+  })
   for (const lc of cfg.links) {
     if (!lc.enabled) continue
     linkConfigs.set(lc.name, lc)
-    if (latch.has(lc.name)) {
-      log.warn('link stays disconnected (latched); `kairo-gw reconnect` brings it back', { link: lc.name, since: latch.get(lc.name)!.at, reason: latch.get(lc.name)!.reason })
+    const latched = latch.get(lc.name)
+    if (latched !== undefined) {
+      // Cut again before anything opens: after a reboot GPIO lines, rfkill and interfaces are in
+      // their power-on state, which is not "cut".
+      const report = await cutter.cut(lc.name, lc.cut, performance.now(), { skipRadio: true })
+      vov.append('link_cut_reasserted', { link: lc.name, since: latched.at, reason: latched.reason, ...reportFields(report) })
+      log.warn('link stays disconnected (latched); `kairo-gw reconnect` brings it back', { link: lc.name, since: latched.at, reason: latched.reason, ok: report.ok })
       continue
     }
     await addLink(lc)
@@ -221,6 +254,17 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
     else if (d.state === 'down' || (d.state === 'failed' && prev !== 'down')) vov.append('link_down', { link: d.link, state: d.state, error: d.error ?? null })
   })
   node.on('message', (m: MeshMessage) => emit('message', { id: m.id, from: m.from, type: m.type, bytes: m.payload.length, cursor: m.cursor, broadcast: m.broadcast, payload: m.payload }))
+  node.on('policy_refused', ({ subject, verdict }: { subject: PolicySubject; verdict: Verdict }) => {
+    const t0 = performance.now()
+    recorder.record({ subject, verdict, policy: engine.policy?.name ?? null })
+    emit('policy_refused', violationEntry({ subject, verdict }))
+    if (verdict.disconnectLink === true && node.hasLink(subject.link)) {
+      const who = { policy: engine.policy?.name ?? null, rule: verdict.rule ?? null, violation: verdict.violation ?? null, peer: subject.peer, via: subject.via }
+      void forceDisconnect(subject.link, `policy ${engine.policy?.name ?? ''}: ${verdict.rule ?? verdict.violation ?? 'violation'}${verdict.detail !== undefined ? ` (${verdict.detail})` : ''}`, who, t0).catch((err: Error) =>
+        log.warn('policy could not disconnect the link', { link: subject.link, error: err.message }),
+      )
+    }
+  })
   const outcomes = new Map<string, Outcome>()
   /** Messages accepted (this run, or pending at start): where to and when their TTL ends (wall clock). */
   const accepted = new Map<string, { to: string; expiresAt: number }>()
@@ -262,6 +306,75 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
   })
   const admin = (method: string, ctx: ControlContext, params: Record<string, unknown>) => vov.append('admin_command', { method, params, by: by(ctx) })
 
+  /**
+   * Cuts a link and latches it: the physical actions of its `cut:` list (drivers/physical), then
+   * the driver is closed without being waited for. `by` is the caller's credentials or the policy
+   * rule; `t0` the trigger. Used by `kairo-gw disconnect` and by policy.
+   */
+  const cutting = new Map<string, Promise<Record<string, unknown>>>()
+  const forceDisconnect = (link: string, reason: string, who: Record<string, unknown>, t0: number): Promise<Record<string, unknown>> => {
+    const existing = latch.get(link)
+    if (existing !== undefined && !node.hasLink(link) && !cutting.has(link)) {
+      return Promise.resolve({ link, state: 'disconnected', latched: true, already: true, at: existing.at, by: existing.by, reason: existing.reason, actions: [], latency_ms: null, ok: true, physical: linkConfigs.get(link)!.cut.actions.length > 0 })
+    }
+    const pending = cutting.get(link)
+    if (pending !== undefined) return pending.then((r) => ({ ...r, already: true }))
+    const lc = linkConfigs.get(link)!
+    const run = (async () => {
+      const entry = { at: new Date(now()).toISOString(), reason, by: who }
+      // Actions start first (a GPIO line is driven before the first await), then the latch is
+      // written (fsync): the cut is not delayed by the disk, and a crash after it leaves it latched.
+      const cutRun = cutter.cut(link, lc.cut, t0)
+      latch.set(link, entry)
+      const report = await cutRun
+      // Out of the mesh at once; the driver closes in the background (a wedged one is left behind).
+      void node.removeLink(link).catch((err: Error) => log.warn('link driver close failed after disconnect', { link, error: err.message }))
+      const fields = { link, reason, by: who, ...reportFields(report) }
+      vov.append('link_disconnected', fields)
+      log.warn('link disconnected', { link, reason, ok: report.ok, latency_ms: report.latency_ms, actions: report.actions.map((a) => `${a.action}: ${a.ok ? a.observed : a.error}`) })
+      return { ...fields, state: 'disconnected', latched: true, already: false, at: entry.at }
+    })().finally(() => cutting.delete(link))
+    cutting.set(link, run)
+    return run
+  }
+
+  const policyStatus = () => {
+    const p = engine.policy
+    const c = engine.counters()
+    return {
+      file: policyFile ?? null,
+      name: p?.name ?? null,
+      sha256: p?.sha256 ?? null,
+      loaded_at: policyLoadedAt !== null ? new Date(policyLoadedAt).toISOString() : null,
+      enforcing: p !== null,
+      counters: { checked: c.checked, allowed: c.allowed, refused: c.refused, by_violation: c.byViolation, by_rule: c.byRule },
+      blocked_peers: c.blockedPeers.map((b) => ({ peer: b.peer, until: new Date(b.until).toISOString(), rule: b.rule })),
+      recorded: recorder.stats,
+    }
+  }
+  /** Reads and checks `file`, then puts it in force; a bad file changes nothing and is recorded. */
+  const readPolicy = (file: string, who: Record<string, unknown>): Policy => {
+    try {
+      return loadPolicy(file)
+    } catch (err) {
+      vov.append('policy_reload_failed', { file, error: (err as Error).message, by: who })
+      log.warn('policy reload failed; the policy in force is unchanged', { file, error: (err as Error).message })
+      throw err
+    }
+  }
+  const reloadPolicy = (file: string | undefined, who: Record<string, unknown>, loaded?: Policy): Record<string, unknown> => {
+    if (file === undefined) throw new InvalidParamsError('', 'this gateway has no policy_file in its config: add one (docs/policy.md) and reload the config')
+    const before = engine.policy
+    const next = loaded ?? readPolicy(file, who)
+    engine.replace(next)
+    policyFile = file
+    policyLoadedAt = now()
+    const changed = before?.sha256 !== next.sha256
+    vov.append('policy_loaded', { ...policySummary(next), previous_sha256: before?.sha256 ?? null, changed, by: who })
+    log.info('policy loaded', { file, name: next.name, changed })
+    return { ...policyStatus(), changed, previous_sha256: before?.sha256 ?? null }
+  }
+
   const captures = new CaptureManager({
     stateDir: opts.stateDir,
     nodeId,
@@ -300,6 +413,7 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
       mesh: node.stats(),
       store: { outbox: stores.outbox.stats(), inbox: stores.inbox.stats() },
       vov: { file: vov.file, entries: vov.entries, key_id: vov.keyInfo().key_id },
+      policy: policyStatus(),
     }),
     links: () => ({ links: linkRows() }),
     peers: () => ({ peers: peerRows() }),
@@ -363,33 +477,38 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
       return { messages: node.pendingMessages().map((m) => ({ id: m.id, to: m.to, type: packetTypeName(m.type), bytes: m.payload.length, accepted_at: m.acceptedAt, attempts: m.attempts, expires_at: m.expiresAt, route: reachable.has(m.to), last_error: node.lastErrorFor(m.to) })) }
     },
     disconnect: async (params, ctx) => {
+      const t0 = performance.now()
       rejectUnknownParams(params, ['link', 'reason'])
       const link = linkParam(params)
       const reason = param(params, 'reason', 'string', { required: true, pattern: /\S/, expected: 'a reason: what an auditor reads later' })
       admin('disconnect', ctx, { link, reason })
-      const existing = latch.get(link)
-      if (existing !== undefined && !node.hasLink(link)) return { link, state: 'disconnected', latched: true, already: true, at: existing.at, by: existing.by, reason: existing.reason, latency_ms: 0 }
-      const t0 = performance.now()
-      const entry = { at: new Date(now()).toISOString(), reason, by: by(ctx) }
-      // Latched first: a crash from here on leaves the link cut.
-      latch.set(link, entry)
-      await node.removeLink(link)
-      const latency = Math.round((performance.now() - t0) * 1000) / 1000
-      vov.append('link_disconnected', { link, reason, by: entry.by, actions: ['driver closed'], latency_ms: latency })
-      log.warn('link disconnected', { link, reason })
-      return { link, state: 'disconnected', latched: true, already: false, at: entry.at, by: entry.by, reason, actions: ['driver closed'], latency_ms: latency }
+      return forceDisconnect(link, reason, by(ctx), t0)
     },
     reconnect: async (params, ctx) => {
+      const t0 = performance.now()
       rejectUnknownParams(params, ['link'])
       const link = linkParam(params)
       admin('reconnect', ctx, { link })
       const was = latch.get(link)
-      if (node.hasLink(link)) return { link, state: node.linkTable().find((l) => l.name === link)?.state ?? 'up', already: true }
+      if (node.hasLink(link)) return { link, state: node.linkTable().find((l) => l.name === link)?.state ?? 'up', already: true, actions: [], latency_ms: null }
+      const lc = linkConfigs.get(link)!
+      const report = await cutter.restore(link, lc.cut, t0)
       latch.clear(link)
-      await addLink(linkConfigs.get(link)!)
-      vov.append('link_reconnected', { link, by: by(ctx), was_disconnected: was ?? null })
-      log.info('link reconnected', { link })
-      return { link, state: node.linkTable().find((l) => l.name === link)?.state ?? 'opening', already: false }
+      try {
+        await addLink(lc)
+      } catch (err) {
+        log.warn('link could not be created on reconnect', { link, error: (err as Error).message })
+      }
+      const fields = { link, by: by(ctx), was_disconnected: was ?? null, ...reportFields(report) }
+      vov.append('link_reconnected', fields)
+      log.info('link reconnected', { link, ok: report.ok, latency_ms: report.latency_ms })
+      return { link, state: node.linkTable().find((l) => l.name === link)?.state ?? 'opening', already: false, by: fields.by, ...reportFields(report) }
+    },
+    policy_show: () => ({ ...policyStatus(), policy: engine.policy === null ? null : policyDocument(engine.policy) }),
+    policy_reload: async (params, ctx) => {
+      rejectUnknownParams(params, [])
+      admin('policy_reload', ctx, {})
+      return reloadPolicy(policyFile, by(ctx))
     },
     keys_show: () => keyInfo(),
     keys_rotate: (_params, ctx) => {
@@ -424,12 +543,15 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
         throw err
       }
     }
+    // The new policy is read and checked before anything changes: a bad one fails the whole reload.
+    const nextPolicy = next.policyFile !== undefined ? readPolicy(next.policyFile, { via: 'reload' }) : null
     const result: ReloadResult = { added: [], removed: [], changed: [], unchanged: [], applied: [], restart_needed: [] }
     const want = new Map(next.links.filter((l) => l.enabled).map((l) => [l.name, l]))
     for (const name of [...linkConfigs.keys()]) {
       if (want.has(name)) continue
       linkConfigs.delete(name)
       await node.removeLink(name)
+      cutter.forget(name)
       result.removed.push(name)
     }
     for (const [name, lc] of want) {
@@ -443,12 +565,17 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
         await node.removeLink(name)
         result.changed.push(name)
       } else result.added.push(name)
-      if (!latch.has(name)) {
+      const latched = latch.get(name)
+      if (latched === undefined) {
         try {
           await addLink(lc)
         } catch (err) {
           log.warn('link could not be created on reload', { link: name, error: (err as Error).message })
         }
+      } else if (old === undefined || JSON.stringify(old.cut) !== JSON.stringify(lc.cut)) {
+        // A latched link with new cut actions: cut with those (the old ones are released).
+        const report = await cutter.cut(name, lc.cut, performance.now(), { skipRadio: true })
+        vov.append('link_cut_reasserted', { link: name, since: latched.at, reason: latched.reason, ...reportFields(report) })
       }
     }
     if (JSON.stringify(cfg.peers) !== JSON.stringify(next.peers)) {
@@ -462,10 +589,21 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
       }
       result.applied.push('peers')
     }
+    // The policy is read again on every reload: its file may have changed when the config did not.
+    if (next.policyFile !== undefined && nextPolicy !== null) {
+      reloadPolicy(next.policyFile, { via: 'reload' }, nextPolicy)
+      result.applied.push('policy')
+    } else if (engine.policy !== null) {
+      engine.replace(null)
+      vov.append('policy_unloaded', { file: policyFile ?? null, by: { via: 'reload' } })
+      policyFile = undefined
+      policyLoadedAt = null
+      result.applied.push('policy')
+    }
     for (const key of ['mesh', 'store', 'audit', 'stateDir', 'runtimeDir', 'node', 'logging'] as const) {
       if (JSON.stringify(cfg[key]) !== JSON.stringify(next[key])) result.restart_needed.push(key)
     }
-    cfg = { ...cfg, links: next.links, peers: next.peers }
+    cfg = { ...cfg, links: next.links, peers: next.peers, ...(next.policyFile !== undefined ? { policyFile: next.policyFile } : { policyFile: undefined }) }
     vov.append('config_reloaded', { file: opts.configFile ?? null, ...result })
     log.info('config reloaded', { ...result })
     return result
@@ -495,9 +633,12 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
     stop(signal?: string) {
       stopped ??= (async () => {
         clearInterval(flushTimer)
+        clearInterval(recorderFlush)
+        recorder.flush(true)
         await control.close()
         await captures.stopAll(`gateway stopping${signal !== undefined ? ` (${signal})` : ''}`)
         await node.stop()
+        cutter.releaseAll()
         await stores.close()
         registry.flush()
         vov.append('daemon_stopped', { signal: signal ?? null, uptime_s: Math.round((now() - started) / 1000) })
@@ -506,6 +647,23 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
       return stopped
     },
   }
+}
+
+/** Violations written to the VoV log per minute at most (then summarised). */
+const POLICY_RECORDS_PER_MINUTE = 60
+
+function policySummary(p: Policy): Record<string, unknown> {
+  return { file: p.file, name: p.name, sha256: p.sha256, quotas: p.quotas.length, allow: p.peers.allow?.length ?? null, block: p.peers.block.length, min_trust: p.peers.minTrust }
+}
+
+/** The policy in force, in the file's terms (for `kairo-gw policy show`). */
+function policyDocument(p: Policy): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(p)) as Record<string, unknown>
+}
+
+/** The report's fields as the VoV log and `--json` show them. */
+function reportFields(r: CutReport): { actions: CutReport['actions']; latency_ms: number | null; ok: boolean; physical: boolean } {
+  return { actions: r.actions, latency_ms: r.latency_ms, ok: r.ok, physical: r.physical }
 }
 
 function allowEntry(e: { nodeId?: string; key?: string; name?: string }): { node_id?: string; key?: string; name?: string } {

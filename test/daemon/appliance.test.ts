@@ -26,28 +26,7 @@ import { meshIpFor, conflictWinner } from '../../appliance/identity/mesh-ip.js'
 import { freeUdpPorts } from '../lib/ports.js'
 import { until, untilAsync } from '../lib/until.js'
 import { cli, json, routeTo, shortDir, startGateway, type Gateway } from '../lib/gateway.js'
-
-interface VovLine {
-  seq: number
-  type: string
-  data: Record<string, unknown>
-}
-
-function vovEntries(stateDir: string): VovLine[] {
-  const dir = join(stateDir, 'vov')
-  const out: VovLine[] = []
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.jsonl')).sort()) {
-    for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) {
-      if (!line.startsWith('{')) continue
-      try {
-        out.push(JSON.parse(line) as VovLine)
-      } catch {
-        // the daemon is writing this line now
-      }
-    }
-  }
-  return out
-}
+import { vovEntries } from '../lib/vov-lines.js'
 
 async function call<T = Record<string, unknown>>(gw: Gateway, method: string, params: Record<string, unknown> = {}): Promise<T> {
   const c = await ControlClient.connect(gw.socket, { timeoutMs: 10_000 })
@@ -227,7 +206,8 @@ t.test('disconnect is latched across kill -9 and a restart, and recorded with wh
   t.equal(cut.data.link, 'udp1')
   t.equal(cut.data.reason, 'tower work')
   t.equal((cut.data.by as Record<string, unknown>).uid, process.getuid!())
-  t.type(cut.data.latency_ms, 'number')
+  t.equal(cut.data.physical, false, 'a UDP link has no physical action by default: its driver is closed')
+  t.equal(cut.data.latency_ms, null, 'so no latency to a physical state is claimed')
   t.ok(e.some((x) => x.type === 'link_reconnected' && x.data.link === 'udp1'), 'reconnect recorded')
   t.ok(e.some((x) => x.type === 'admin_command' && x.data.method === 'disconnect'), 'the admin command recorded')
 })

@@ -60,6 +60,8 @@ export interface GatewayOptions {
   env?: Record<string, string>
   /** Extra YAML list items under links: (each a string of lines, indented as a list item). */
   links?: string[]
+  /** Run the gateway inside this network namespace (`ip netns exec`, which execs: signals reach it). */
+  netns?: string
 }
 
 function writeConfig(dir: string, o: GatewayOptions): string {
@@ -104,7 +106,9 @@ export async function startGateway(t: Test, o: GatewayOptions): Promise<Gateway>
     config !== undefined
       ? ['run', '--config', config, '--json']
       : ['run', '--port', '0', '--state-dir', stateDir, '--runtime-dir', runtimeDir, '--json']
-  const proc = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: cleanEnv(o.env), stdio: ['ignore', 'pipe', 'pipe'] })
+  const argv = [process.execPath, BIN, ...args]
+  const [cmd, ...rest] = o.netns !== undefined ? ['ip', 'netns', 'exec', o.netns, ...argv] : argv
+  const proc = spawn(cmd!, rest, { cwd: ROOT, env: cleanEnv(o.env), stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()))
