@@ -294,6 +294,8 @@ export class PeerRegistry {
   readonly demotedAtOpen: PeerRecord[]
   private mode: 'tofu' | 'allowlist' = 'tofu'
   private entries: NormalEntry[] = []
+  /** Node IDs of the allowlist entries (those given by key included). */
+  private listed = new Set<string>()
   private readonly admitted = new Map<string, PeerRecord>()
   private readonly refused = new Map<string, PeerRecord>()
   private readonly maxPeers: number
@@ -341,6 +343,7 @@ export class PeerRegistry {
   private applyPolicy(checked: { mode: 'tofu' | 'allowlist'; entries: NormalEntry[] }): PeerRecord[] {
     this.mode = checked.mode
     this.entries = checked.entries
+    this.listed = new Set(checked.entries.map((e) => e.node_id))
     const demoted: PeerRecord[] = []
     for (const r of [...this.admitted.values()]) {
       const entry = this.entryFor(r.node_id)
@@ -473,6 +476,15 @@ export class PeerRegistry {
   get(nodeId: string): PeerRecord | undefined {
     const r = this.admitted.get(nodeId.toLowerCase())
     return r === undefined ? undefined : copy(r)
+  }
+
+  /**
+   * How far a node is trusted (the .klp-policy's min_trust): admitted and on the config's
+   * allowlist; admitted on first use; or not admitted. `nodeId` in lower case, as the mesh has it.
+   */
+  trust(nodeId: string): 'unknown' | 'tofu' | 'allowlisted' {
+    if (!this.admitted.has(nodeId)) return 'unknown'
+    return this.listed.has(nodeId) ? 'allowlisted' : 'tofu'
   }
 
   /** True when the node is admitted. */

@@ -42,6 +42,7 @@ import { DuplicateFilter } from './dedup.js'
 import { TokenBucket } from './budget.js'
 import { EtxEstimator, addCost, hopCost } from './metric.js'
 import { RouteTable, type RouteCandidate, type RouteChange } from './routes.js'
+import type { PolicySubject, Trust, Verdict } from '../policy/engine.js'
 import { HOP_HEADER_BYTES, VK_HOP, decodeHop, encodeHop, hintAddress, hintOf, parseHintAddress } from './hop.js'
 
 export interface MeshLogger {
@@ -109,6 +110,16 @@ export interface MeshNodeOptions {
   admit?: (peer: AnnouncedPeer) => boolean
   /** True for a node refused earlier: its handshakes are not answered and its messages not taken. */
   refused?: (nodeId: string) => boolean
+  /**
+   * The .klp-policy (appliance/policy): asked about every frame before it is forwarded, delivered
+   * or flooded on, after what authenticates it (a session's AEAD, a signature) and after the
+   * duplicate filter (a copy is not charged twice). A refusal drops the frame, counts
+   * `policy_<violation>` and emits 'policy_refused' {subject, verdict}. The subject is reused:
+   * the policy must not keep it.
+   */
+  policy?: (s: PolicySubject) => Verdict
+  /** How far a node is trusted (the peer registry); 'unknown' for nodes it has not admitted. */
+  trust?: (nodeId: string) => Trust
 }
 
 /** A peer as its verified announce describes it. */
@@ -257,6 +268,10 @@ export class MeshNode extends EventEmitter {
   private readonly announceInfo: NonNullable<MeshNodeOptions['announceInfo']>
   private readonly admit: NonNullable<MeshNodeOptions['admit']>
   private readonly refused: NonNullable<MeshNodeOptions['refused']>
+  private readonly policy: MeshNodeOptions['policy']
+  private readonly trust: NonNullable<MeshNodeOptions['trust']>
+  /** The one subject the policy is asked about (no allocation per frame). */
+  private readonly subject: PolicySubject = { path: 'relay', type: 0, peer: null, via: null, link: '', bytes: 0, trust: 'unknown' }
   private lastAnnounceTs = 0
   private announceTimer: NodeJS.Timeout | null = null
   private sweepTimer: NodeJS.Timeout | null = null
@@ -286,6 +301,8 @@ export class MeshNode extends EventEmitter {
     this.announceInfo = opts.announceInfo ?? (() => ({}))
     this.admit = opts.admit ?? (() => true)
     this.refused = opts.refused ?? (() => false)
+    this.policy = opts.policy
+    this.trust = opts.trust ?? (() => 'unknown')
     this.sessions = new SessionManager({ identity: opts.identity, handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000, hopLimit: this.hopLimit })
     this.routes = new RouteTable(this.now)
     this.relayFilter = new DuplicateFilter(60_000, 100_000, this.now)
@@ -692,6 +709,33 @@ export class MeshNode extends EventEmitter {
 
   // ---- receiving ---------------------------------------------------------------------------
 
+  /** The neighbour (node ID) at `from` on a link, if its announce was heard. */
+  private neighbourAt(ml: MeshLink, from: string): string | null {
+    return this.neighbours.get(`${ml.name}|${from}`)?.nodeId ?? null
+  }
+
+  /**
+   * The policy's word on one frame: true to go on. `peer`: the authenticated originator, else
+   * the neighbour it came from (a relay cannot authenticate the originator of a frame it only
+   * forwards, so a claimed source never decides a block).
+   */
+  private policyAllows(path: PolicySubject['path'], type: number, peer: string | null, via: string | null, ml: MeshLink, bytes: number): boolean {
+    if (this.policy === undefined) return true
+    const s = this.subject
+    s.path = path
+    s.type = type
+    s.peer = peer
+    s.via = via
+    s.link = ml.name
+    s.bytes = bytes
+    s.trust = peer === null ? 'unknown' : this.trust(peer)
+    const v = this.policy(s)
+    if (v.ok) return true
+    this.count(`policy_${v.violation ?? 'refused'}`)
+    this.emit('policy_refused', { subject: { ...s }, verdict: v })
+    return false
+  }
+
   private onFrame(ml: MeshLink, f: ReceivedFrame): void {
     ml.counters.received++
     let data = f.data
@@ -740,6 +784,10 @@ export class MeshNode extends EventEmitter {
       this.count('duplicate')
       return
     }
+    if (this.policy !== undefined) {
+      const via = this.neighbourAt(ml, from)
+      if (!this.policyAllows('relay', dataType(frame), via, via, ml, frame.length)) return
+    }
     const dst = frame.toString('hex', DH_DST, DH_DST + 16)
     const route = this.routes.lookup(dst)
     if (route === undefined) {
@@ -769,6 +817,7 @@ export class MeshNode extends EventEmitter {
       this.count('peer_refused')
       return
     }
+    if (this.policy !== undefined && !this.policyAllows('deliver', data.type, peer, this.neighbourAt(ml, from), ml, frame.length)) return
     const p = this.peers.get(peer)
     if (data.type === PacketType.Ack) {
       this.counters.acksIn++
@@ -858,6 +907,10 @@ export class MeshNode extends EventEmitter {
         this.count('duplicate')
         return
       }
+      if (this.policy !== undefined) {
+        const via = this.neighbourAt(ml, from)
+        if (!this.policyAllows('relay', p.type, via, via, ml, frame.length)) return
+      }
       const dst = p.dst.toString('hex')
       const route = this.routes.lookup(dst)
       if (route === undefined) {
@@ -924,6 +977,8 @@ export class MeshNode extends EventEmitter {
       this.count('peer_refused')
       return
     }
+    // Signed by its source (verified above): the policy judges the originator.
+    if (this.policy !== undefined && !this.policyAllows('broadcast', PacketType.Announce, src, direct ? src : this.neighbourAt(ml, from), ml, p.payload.length)) return
     this.sessions.learn(body)
     const interval = body.intervalMs ?? 0
     const nkey = `${ml.name}|${from}`
@@ -972,8 +1027,12 @@ export class MeshNode extends EventEmitter {
     // Deliver what we can verify: the source's identity key comes from its announces.
     const rec = this.sessions.knownPeers().find((r) => r.nodeId.equals(p.src))
     if (!seen) {
+      // The policy judges a verified broadcast by its source, one this node cannot verify yet (no
+      // key for its source) by the neighbour that handed it over, like any relayed frame.
+      const via = this.policy !== undefined ? this.neighbourAt(ml, from) : null
       if (rec?.identityKey) {
         verifyPacketSignature(p, rec.identityKey)
+        if (!this.policyAllows('broadcast', p.type, src, via, ml, frame.length)) return
         if (AGENT_TYPES.includes(p.type)) {
           const id = broadcastId(p.src, p.packetId)
           const payload = Buffer.from(p.payload)
@@ -986,7 +1045,10 @@ export class MeshNode extends EventEmitter {
             })
             .catch((err: Error) => this.log.warn('inbox refused a broadcast', { from: src, error: err.message }))
         }
-      } else this.count('broadcast_unverified')
+      } else {
+        if (!this.policyAllows('relay', p.type, via, via, ml, frame.length)) return
+        this.count('broadcast_unverified')
+      }
     }
     if (p.hopLimit > 1) {
       decrementPacketHop(frame)
