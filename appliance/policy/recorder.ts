@@ -7,11 +7,12 @@
  * minute, not just aligned ones, and costs one number per slot.
  *
  * What is not written is counted: how many, per violation, per link and per peer (the 16 busiest
- * of at most 1024 distinct peers, the rest as `others`), and the first and last time. The next
- * entry that may be written after suppression is a summary of all that
- * (`policy_violations_suppressed`), and then violations are written again as they come. flush()
- * writes a pending summary when the budget allows (the daemon calls it every minute, so a flood
- * that stops is still summarised) and, with `force`, regardless of the budget (at shutdown).
+ * of at most 1024 distinct peers, the rest as `other_peers`), and the first and last time. The
+ * next entry written carries that summary as its `suppressed` field, so a flood costs no entry of
+ * its own while violations keep coming and the record keeps showing real violations. flush()
+ * writes a pending summary as an entry of its own (`policy_violations_suppressed`) when the
+ * budget allows (the daemon calls it every minute, so a flood that stops is still summarised
+ * soon) and, with `force`, regardless of the budget (at shutdown).
  *
  * The sink must not throw into the relay path: an exception from it is counted (stats) and the
  * entry is lost, as a write to a full disk would be.
@@ -44,10 +45,11 @@ const TOP_PEERS = 16
 export interface RecorderStats {
   /** Violations offered to record(). */
   recorded: number
-  /** Violation entries written (summaries not included). */
+  /** Violation entries written. */
   written: number
   /** Violations not written, in total. */
   suppressed: number
+  /** Summaries written as entries of their own (by flush). */
   summaries: number
   /** Sink calls that threw. */
   sinkErrors: number
@@ -92,11 +94,12 @@ export class ViolationRecorder {
   record(v: ViolationEvent): boolean {
     this.st.recorded++
     const now = this.now()
-    if (this.pending > 0 && this.slotFree(now)) this.writeSummary(now)
     if (this.slotFree(now)) {
+      const entry = violationEntry(v)
+      if (this.pending > 0) entry.suppressed = this.takeSummary()
       this.take(now)
       this.st.written++
-      this.emit(violationEntry(v))
+      this.emit(entry)
       return true
     }
     this.suppress(v, now)
@@ -108,7 +111,10 @@ export class ViolationRecorder {
     if (this.pending === 0) return false
     const now = this.now()
     if (!force && !this.slotFree(now)) return false
-    this.writeSummary(now)
+    const entry = { event: 'policy_violations_suppressed', suppressed: this.takeSummary() }
+    this.take(now)
+    this.st.summaries++
+    this.emit(entry)
     return true
   }
 
@@ -143,13 +149,13 @@ export class ViolationRecorder {
     else this.pendingOtherPeers++
   }
 
-  private writeSummary(now: number): void {
+  /** The summary of what is pending, which is then cleared. */
+  private takeSummary(): Record<string, unknown> {
     const peers = [...this.pendingByPeer].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
     const top = peers.slice(0, TOP_PEERS)
     const others = this.pendingOtherPeers + peers.slice(TOP_PEERS).reduce((n, [, c]) => n + c, 0)
-    const entry: Record<string, unknown> = {
-      event: 'policy_violations_suppressed',
-      suppressed: this.pending,
+    const summary: Record<string, unknown> = {
+      count: this.pending,
       first_at: new Date(this.pendingFirst).toISOString(),
       last_at: new Date(this.pendingLast).toISOString(),
       per_minute: this.perMinute,
@@ -163,9 +169,7 @@ export class ViolationRecorder {
     this.pendingByLink = new Map()
     this.pendingByPeer = new Map()
     this.pendingOtherPeers = 0
-    this.take(now)
-    this.st.summaries++
-    this.emit(entry)
+    return summary
   }
 }
 
