@@ -10,6 +10,7 @@ import { registerLog } from './commands/log.js'
 import { registerLora } from './commands/lora.js'
 import { registerPcap } from './commands/pcap.js'
 import { registerPeers } from './commands/peers.js'
+import { registerPolicy } from './commands/policy.js'
 import { registerRoutes } from './commands/routes.js'
 import { registerRun } from './commands/run.js'
 import { registerSend } from './commands/send.js'
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerLab(program)
   registerLog(program)
   registerPcap(program)
+  registerPolicy(program)
   program.addHelpText(
     'after',
     `

@@ -37,7 +37,7 @@ import { createLink } from './links.js'
 import { CaptureManager } from './captures.js'
 import { DisconnectLatch, LATCH_FILE } from './latch.js'
 import { LinkCutter, type CutReport } from './cut.js'
-import { PolicyEngine, ViolationRecorder, loadPolicy, violationEntry, type Policy, type PolicySubject, type Verdict } from '../policy/index.js'
+import { PolicyEngine, ViolationRecorder, formatPolicy, loadPolicy, violationEntry, type Policy, type PolicySubject, type Verdict } from '../policy/index.js'
 import { ipToInt, intToIp, uuidFromBytes, uuidToBytes } from './addr.js'
 
 export interface DaemonOptions {
@@ -656,9 +656,9 @@ function policySummary(p: Policy): Record<string, unknown> {
   return { file: p.file, name: p.name, sha256: p.sha256, quotas: p.quotas.length, allow: p.peers.allow?.length ?? null, block: p.peers.block.length, min_trust: p.peers.minTrust }
 }
 
-/** The policy in force, in the file's terms (for `kairo-gw policy show`). */
-function policyDocument(p: Policy): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(p)) as Record<string, unknown>
+/** The policy in force, written out in the file's format with every default (for `kairo-gw policy show`). */
+function policyDocument(p: Policy): { text: string } {
+  return { text: formatPolicy(p) }
 }
 
 /** The report's fields as the VoV log and `--json` show them. */

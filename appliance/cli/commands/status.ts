@@ -39,6 +39,15 @@ export function renderStatus(st: unknown): string {
     fields.push(['inbox', `${formatCount(at(inbox, 'messages'))} held; since start ${formatCount(at(inbox, 'accepted'))} received, ${formatCount(at(inbox, 'duplicates'))} duplicates dropped`])
   }
   if (vov !== undefined) fields.push(['VoV log', `${cell(at(vov, 'file'))} (${formatCount(at(vov, 'entries'))} entries, log key ${cell(at(vov, 'key_id'))})`])
+  const policy = at(st, 'policy')
+  if (policy !== undefined) {
+    fields.push([
+      'policy',
+      at(policy, 'enforcing') === true
+        ? `${cell(at(policy, 'name'))}: ${formatCount(at(policy, 'counters.checked'))} checked, ${formatCount(at(policy, 'counters.refused'))} refused, ${formatCount(listAt(policy, 'blocked_peers').length)} peers blocked now (kairo-gw policy show)`
+        : 'none',
+    ])
+  }
   const links = listAt(st, 'links')
   return head + renderFields(fields) + '\n' + renderLinks(links)
 }
