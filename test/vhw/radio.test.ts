@@ -58,6 +58,7 @@ t.test('rfkill and a Wi-Fi interface in the rig', async (t) => {
     t.same(o['controller removed'], { events: [{ event: 'remove', name: hci, type: 'bluetooth', soft: false, hard: false }], list: [phy0, phy1] }, 'the controller going away is a remove event')
     t.match(o['controller added'], { hci: /^hci\d+$/, events: [{ event: 'add', type: 'bluetooth', soft: false, hard: false }] }, 'a new controller is an add event')
     const added = o['controller added'] as { hci: string; events: Array<{ name: string }>; list: string[] }
+    t.equal(added.events.length, 1, 'one add event')
     t.equal(added.events[0]?.name, added.hci)
     t.same(added.list, [phy0, phy1, added.hci])
   })
