@@ -37,6 +37,7 @@ import { createLink } from './links.js'
 import { CaptureManager } from './captures.js'
 import { DisconnectLatch, LATCH_FILE } from './latch.js'
 import { LinkCutter, type CutReport } from './cut.js'
+import { watchRfkill, type RfkillWatch } from './rfkill-watch.js'
 import { PolicyEngine, ViolationRecorder, formatPolicy, loadPolicy, violationEntry, type Policy, type PolicySubject, type Verdict } from '../policy/index.js'
 import { ipToInt, intToIp, uuidFromBytes, uuidToBytes } from './addr.js'
 
@@ -312,6 +313,8 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
    * rule; `t0` the trigger. Used by `kairo-gw disconnect` and by policy.
    */
   const cutting = new Map<string, Promise<Record<string, unknown>>>()
+  /** Links being restored by `reconnect`: their rfkill unblock is ours, not someone else's. */
+  const reconnecting = new Set<string>()
   const forceDisconnect = (link: string, reason: string, who: Record<string, unknown>, t0: number): Promise<Record<string, unknown>> => {
     const existing = latch.get(link)
     if (existing !== undefined && !node.hasLink(link) && !cutting.has(link)) {
@@ -492,8 +495,14 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
       const was = latch.get(link)
       if (node.hasLink(link)) return { link, state: node.linkTable().find((l) => l.name === link)?.state ?? 'up', already: true, actions: [], latency_ms: null }
       const lc = linkConfigs.get(link)!
-      const report = await cutter.restore(link, lc.cut, t0)
-      latch.clear(link)
+      reconnecting.add(link)
+      let report: CutReport
+      try {
+        report = await cutter.restore(link, lc.cut, t0)
+        latch.clear(link)
+      } finally {
+        reconnecting.delete(link)
+      }
       try {
         await addLink(lc)
       } catch (err) {
@@ -609,6 +618,30 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
     return result
   }
 
+  // rfkill switches named by a link's cut list are watched: a hardware kill switch is recorded,
+  // and a latched link's switch unblocked by someone else is blocked again at once.
+  let rfkillWatch: RfkillWatch | null = null
+  if (cfg.links.some((l) => l.cut.actions.some((a) => 'rfkill' in a))) {
+    rfkillWatch = await watchRfkill({
+      links: () => [...linkConfigs.values()],
+      log,
+      onHard: (link, d) => {
+        vov.append('rfkill_changed', { link, switch: d.name, index: d.index, type: d.type, hard: d.hard, soft: d.soft })
+        log.warn(d.hard ? 'rfkill: hardware kill switch on' : 'rfkill: hardware kill switch off', { link, switch: d.name })
+      },
+      onSoftUnblocked: (link, d) => {
+        const latched = latch.get(link)
+        if (latched === undefined || reconnecting.has(link) || cutting.has(link)) return
+        const lc = linkConfigs.get(link)
+        if (lc === undefined) return
+        void cutter.cut(link, lc.cut, performance.now(), { skipRadio: true }).then((report) => {
+          vov.append('link_cut_reasserted', { link, since: latched.at, reason: latched.reason, cause: `rfkill switch ${d.name || d.index} unblocked outside kairo-gw`, ...reportFields(report) })
+          log.warn('rfkill switch of a latched link unblocked outside kairo-gw: blocked again', { link, switch: d.name, ok: report.ok })
+        })
+      },
+    })
+  }
+
   const controlSocket = join(opts.runtimeDir, 'control.sock')
   const control = new ControlServer({ path: controlSocket, handlers, log })
   await node.start()
@@ -638,6 +671,7 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
         await control.close()
         await captures.stopAll(`gateway stopping${signal !== undefined ? ` (${signal})` : ''}`)
         await node.stop()
+        rfkillWatch?.close()
         cutter.releaseAll()
         await stores.close()
         registry.flush()
