@@ -15,9 +15,35 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const mode = process.argv[2] ?? 'start'
 
 /** Debian package → a file whose presence shows it is installed. */
+/**
+ * The virtual-hardware rig (scripts/vhw): qemu boots Debian sid's kernel (fetched by the rig
+ * itself into ~/.cache/kairo-gw/vhw) with this host's root; the guest runs these programs.
+ */
+const VHW = {
+  'qemu-system-x86': '/usr/bin/qemu-system-x86_64',
+  'busybox-static': '/bin/busybox',
+  kmod: '/sbin/depmod',
+  'debian-archive-keyring': '/usr/share/keyrings/debian-archive-keyring.gpg',
+  wpasupplicant: '/usr/sbin/wpa_supplicant',
+  iw: '/usr/sbin/iw',
+  bluez: '/usr/sbin/bluetoothd',
+  'bluez-test-tools': '/usr/bin/btvirt',
+  dbus: '/usr/bin/dbus-daemon',
+}
+
 const DEB = {
   start: { 'flatbuffers-compiler': '/usr/bin/flatc', socat: '/usr/bin/socat', 'libpcap-dev': '/usr/include/pcap/pcap.h', iproute2: '/sbin/ip' },
-  test: { 'flatbuffers-compiler': '/usr/bin/flatc', socat: '/usr/bin/socat', 'libpcap-dev': '/usr/include/pcap/pcap.h', iproute2: '/sbin/ip', systemd: '/usr/bin/systemd-analyze', udev: '/usr/bin/udevadm', procps: '/bin/kill', tshark: '/usr/bin/tshark' },
+  test: {
+    'flatbuffers-compiler': '/usr/bin/flatc',
+    socat: '/usr/bin/socat',
+    'libpcap-dev': '/usr/include/pcap/pcap.h',
+    iproute2: '/sbin/ip',
+    systemd: '/usr/bin/systemd-analyze',
+    udev: '/usr/bin/udevadm',
+    procps: '/bin/kill',
+    tshark: '/usr/bin/tshark',
+    ...VHW,
+  },
   bench: {
     'flatbuffers-compiler': '/usr/bin/flatc',
     'libsodium-dev': '/usr/include/sodium.h',
@@ -26,6 +52,7 @@ const DEB = {
     socat: '/usr/bin/socat',
     'libpcap-dev': '/usr/include/pcap/pcap.h',
     iproute2: '/sbin/ip',
+    ...VHW,
   },
 }
 
