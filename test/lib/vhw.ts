@@ -17,7 +17,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { bootVm, vhwProblems } from '../../scripts/vhw/index.mjs'
-import { requirePart } from './parts.js'
+import { hasCommand, requirePart } from './parts.js'
 
 export interface VmRun {
   /** The results directory ($KAIRO_VHW_RESULTS in the guest); removed at t's teardown. */
@@ -40,10 +40,17 @@ export interface RunVmOptions {
 
 let problems: string[] | undefined
 
-/** requirePart for the rig: qemu, a static busybox, kmod, and apt/dpkg when the kernel must still be fetched. */
-export function requireVhw(t: Test): boolean {
+/**
+ * requirePart for the rig: qemu, a static busybox, kmod, and apt/dpkg when the kernel must still
+ * be fetched; `bluetooth` adds BlueZ's btvirt (bluez-test-tools), which the guest runs for a
+ * virtual controller.
+ */
+export function requireVhw(t: Test, need: { bluetooth?: boolean } = {}): boolean {
   problems ??= vhwProblems()
-  return requirePart(t as unknown as Parameters<typeof requirePart>[0], problems.length === 0, `virtual-hardware rig: ${problems.join('; ')}`)
+  const p = t as unknown as Parameters<typeof requirePart>[0]
+  if (!requirePart(p, problems.length === 0, `virtual-hardware rig: ${problems.join('; ')}`)) return false
+  if (need.bluetooth === true && !requirePart(p, hasCommand('btvirt', ['--version']), 'btvirt for a virtual Bluetooth controller (apt-get install bluez-test-tools)')) return false
+  return true
 }
 
 /**

@@ -23,7 +23,7 @@ function matchList(t: Test, actual: unknown, pattern: unknown[], msg?: string): 
 }
 
 t.test('physical cut and restore in the rig', async (t) => {
-  if (!requireVhw(t)) return
+  if (!requireVhw(t, { bluetooth: true })) return
   const vm = await runVm(t, { script: 'test/vhw/guest/physical.ts' })
   t.equal(vm.code, 0, 'the guest script ran to the end')
   const o = readObservations(t, vm)

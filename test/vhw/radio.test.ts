@@ -12,7 +12,7 @@ import { readObservations, requireVhw, runVm } from '../lib/vhw.js'
 t.setTimeout(10 * 60_000)
 
 t.test('rfkill and a Wi-Fi interface in the rig', async (t) => {
-  if (!requireVhw(t)) return
+  if (!requireVhw(t, { bluetooth: true })) return
   const vm = await runVm(t, { script: 'test/vhw/guest/radio.ts' })
   t.equal(vm.code, 0, 'the guest script ran to the end')
   const o = readObservations(t, vm)
