@@ -21,7 +21,7 @@ import { suite as aead } from './suites/aead.js'
 import { suite as sign } from './suites/sign.js'
 
 /** The suites, in order. `{ optional }` names a module (relative to bench/) loaded only if it exists. */
-const SUITES: (Suite | { optional: string })[] = [aead, sign, { optional: 'suites/packet.ts' }, { optional: 'suites/lora.ts' }, { optional: 'suites/mesh.ts' }, { optional: 'suites/vov.ts' }, { optional: 'suites/appliance.ts' }, { optional: 'suites/pcap.ts' }]
+const SUITES: (Suite | { optional: string })[] = [aead, sign, { optional: 'suites/packet.ts' }, { optional: 'suites/lora.ts' }, { optional: 'suites/mesh.ts' }, { optional: 'suites/vov.ts' }, { optional: 'suites/appliance.ts' }, { optional: 'suites/pcap.ts' }, { optional: 'suites/disconnect.ts' }]
 
 function isSuite(x: unknown): x is Suite {
   const s = x as Partial<Suite> | null
