@@ -65,7 +65,11 @@ export class LinkCutter {
     return this.run(h.actions, cut, t0, 'cut', opts.skipRadio === true)
   }
 
-  /** Undoes the cut in reverse order. The radio is not switched on here: opening the link does that. */
+  /**
+   * Undoes the cut in reverse order, then tries once more what failed (an interface cannot come
+   * up before its rfkill switch is unblocked). The radio is not switched on here: opening the
+   * link does that.
+   */
   async restore(link: string, cut: CutConfig, t0: number): Promise<CutReport> {
     const h = this.actionsFor(link, cut)
     const order = h.actions.map((a, i) => ({ a, cfg: cut.actions[i]! })).reverse()
@@ -97,6 +101,21 @@ export class LinkCutter {
       out.push({ ...o, kind: a.kind, ms: round(o.ms), started_ms: round(started) })
       if (o.ok) last = started + o.ms
       else ok = false
+    }
+    if (what === 'restore' && !ok) {
+      // One restore can need another first, whatever order the list was written in: an
+      // interface cannot be set up while its rfkill switch blocks it (ERFKILL), a device behind
+      // a power line needs the power. The ones that failed get one more try after the rest.
+      ok = true
+      for (const [i, a] of actions.entries()) {
+        const prev = out[i]!
+        if (prev.ok) continue
+        const started = performance.now() - t0
+        const o = await a.restore(cut.actions[i]!.timeoutMs)
+        out[i] = { ...o, kind: a.kind, ms: round(o.ms), started_ms: round(started), retried: true, first_error: prev.error ?? prev.observed } as CutReport['actions'][number]
+        if (o.ok) last = Math.max(last ?? 0, started + o.ms)
+        else ok = false
+      }
     }
     return { actions: out, latency_ms: last === null ? null : round(last), ok, physical: actions.length > 0 }
   }
