@@ -56,7 +56,10 @@ export function renderLinks(links: readonly unknown[], long = false): string {
     if (!d) continue
     const by = at(d, 'by')
     const who = typeof by === 'string' ? by : [at(by, 'user'), at(by, 'uid') !== undefined ? `uid ${cell(at(by, 'uid'))}` : undefined, at(by, 'pid') !== undefined ? `pid ${cell(at(by, 'pid'))}` : undefined].filter((x) => x !== undefined).map(cell).join(', ')
-    out += `${cell(at(l, 'name'))}: disconnected by an operator at ${formatTime(at(d, 'at'))}${who ? ` (${who})` : ''}: ${cell(at(d, 'reason'))}; \`kairo-gw reconnect ${cell(at(l, 'name'))}\` brings it back\n`
+    const rule = at(by, 'rule')
+    const when = formatTime(at(d, 'at'))
+    const source = at(by, 'policy') !== undefined ? `by policy ${cell(at(by, 'policy'))}${rule !== undefined && rule !== null ? ` (rule ${cell(rule)})` : ''} at ${when}` : `by an operator at ${when}${who ? ` (${who})` : ''}`
+    out += `${cell(at(l, 'name'))}: disconnected ${source}: ${cell(at(d, 'reason'))}; \`kairo-gw reconnect ${cell(at(l, 'name'))}\` brings it back\n`
   }
   return out
 }
