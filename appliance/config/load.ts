@@ -7,13 +7,13 @@
  * The validator walks the YAML node tree (never `toJS()`), so aliases are looked at where they
  * are used and cannot blow up, and only the keys the format knows are ever descended into.
  */
-import { closeSync, openSync, readSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { hostname } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { LineCounter, Scalar, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YAMLError, type YAMLMap } from 'yaml'
 import { BANDWIDTHS_HZ, DEFAULT_RADIO, REGIONS, radioConfigProblems, regionProblems, type ConfigProblem, type RadioConfig } from '../../drivers/lora/radio.js'
 import { ConfigFileError, type ConfigFileProblem } from './errors.js'
+import { readCapped } from './file.js'
 import {
   CONTROL_SOCKET_NAME,
   DEFAULTS,
@@ -914,47 +914,9 @@ export function parseConfig(text: string, file: string): GatewayConfig {
   return cfg
 }
 
-function readProblem(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case 'ENOENT':
-      return 'cannot read: no such file (ENOENT)'
-    case 'EACCES':
-    case 'EPERM':
-      return `cannot read: permission denied (${err.code})`
-    case 'EISDIR':
-      return 'cannot read: it is a directory (EISDIR)'
-    default:
-      return `cannot read: ${err.message}`
-  }
-}
-
-/** Reads at most MAX_CONFIG_BYTES + 1 bytes (a device such as /dev/zero never ends). */
-function readBounded(file: string): Buffer {
-  const fd = openSync(file, 'r')
-  try {
-    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1)
-    let n = 0
-    for (;;) {
-      const got = readSync(fd, buf, n, buf.length - n, null)
-      if (got === 0) break
-      n += got
-      if (n === buf.length) break
-    }
-    return buf.subarray(0, n)
-  } finally {
-    closeSync(fd)
-  }
-}
-
 /** Reads and validates a config file; an unreadable file is a ConfigFileError naming it too. */
 export function loadConfig(file: string): GatewayConfig {
-  let bytes: Buffer
-  try {
-    bytes = readBounded(file)
-  } catch (err) {
-    throw new ConfigFileError(file, [{ path: '', message: readProblem(err as NodeJS.ErrnoException), line: null, file }], { cause: err })
-  }
-  if (bytes.length > MAX_CONFIG_BYTES) throw new ConfigFileError(file, [{ path: '', message: `is larger than ${MAX_CONFIG_BYTES} bytes; is it really a config file?`, line: null, file }])
+  const bytes = readCapped(file, MAX_CONFIG_BYTES, 'a config file', ConfigFileError)
   return parseConfig(bytes.toString('utf8'), file)
 }
 

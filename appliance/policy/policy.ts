@@ -14,10 +14,10 @@
  * new file, and only a Policy that parsed replaces the one in force.
  */
 import { createHash } from 'node:crypto'
-import { closeSync, openSync, readSync } from 'node:fs'
 import { basename } from 'node:path'
 import { LineCounter, Scalar, isAlias, isMap, isScalar, isSeq, parseDocument, stringify, type Document, type YAMLError } from 'yaml'
 import { ConfigFileError, type ConfigFileProblem } from '../config/errors.js'
+import { readCapped } from '../config/file.js'
 import { suggestKey } from '../config/load.js'
 import { KNOWN_TYPES, packetTypeName } from '../core/wire/constants.js'
 import type { KairoErrorOptions } from '../core/errors.js'
@@ -786,47 +786,9 @@ export function jsonSyntaxError(text: string): { pos: number; message: string } 
   }
 }
 
-function readProblem(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case 'ENOENT':
-      return 'cannot read: no such file (ENOENT)'
-    case 'EACCES':
-    case 'EPERM':
-      return `cannot read: permission denied (${err.code})`
-    case 'EISDIR':
-      return 'cannot read: it is a directory (EISDIR)'
-    default:
-      return `cannot read: ${err.message}`
-  }
-}
-
-/** Reads at most MAX_POLICY_BYTES + 1 bytes (a device such as /dev/zero never ends). */
-function readBounded(file: string): Buffer {
-  const fd = openSync(file, 'r')
-  try {
-    const buf = Buffer.alloc(MAX_POLICY_BYTES + 1)
-    let n = 0
-    for (;;) {
-      const got = readSync(fd, buf, n, buf.length - n, null)
-      if (got === 0) break
-      n += got
-      if (n === buf.length) break
-    }
-    return buf.subarray(0, n)
-  } finally {
-    closeSync(fd)
-  }
-}
-
 /** Reads (at most 1 MiB) and parses a policy file; an unreadable file is a PolicyError naming it too. */
 export function loadPolicy(file: string): Policy {
-  let bytes: Buffer
-  try {
-    bytes = readBounded(file)
-  } catch (err) {
-    throw new PolicyError(file, [{ path: '', message: readProblem(err as NodeJS.ErrnoException), line: null, file }], { cause: err })
-  }
-  if (bytes.length > MAX_POLICY_BYTES) throw new PolicyError(file, [{ path: '', message: `is larger than ${MAX_POLICY_BYTES} bytes; is it really a policy file?`, line: null, file }])
+  const bytes = readCapped(file, MAX_POLICY_BYTES, 'a policy file', PolicyError)
   let text: string
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
