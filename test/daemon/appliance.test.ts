@@ -25,17 +25,9 @@ import { Identity } from '../../appliance/core/identity.js'
 import { meshIpFor, conflictWinner } from '../../appliance/identity/mesh-ip.js'
 import { freeUdpPorts } from '../lib/ports.js'
 import { until, untilAsync } from '../lib/until.js'
-import { cli, json, routeTo, shortDir, startGateway, type Gateway } from '../lib/gateway.js'
+import { call, cli, json, routeTo, shortDir, startGateway, type Gateway } from '../lib/gateway.js'
 import { vovEntries } from '../lib/vov-lines.js'
 
-async function call<T = Record<string, unknown>>(gw: Gateway, method: string, params: Record<string, unknown> = {}): Promise<T> {
-  const c = await ControlClient.connect(gw.socket, { timeoutMs: 10_000 })
-  try {
-    return await c.call<T>(method, params)
-  } finally {
-    await c.close()
-  }
-}
 
 t.test('first start, kill -9 and restart: identity, UUID, mesh IP and the audit chain are kept; tampering is caught at its line', async (t) => {
   const [port] = await freeUdpPorts(1)

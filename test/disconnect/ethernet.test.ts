@@ -32,6 +32,17 @@ function flagsUp(ns: string, ifname: string): boolean {
   return flags.split(',').includes('UP')
 }
 
+/** A veth pair, `va` up inside a new namespace (with its loopback), `vb` here and down. */
+function vethInNamespace(t: Parameters<typeof requireEthernetLab>[0]): { lab: Lab; ns: string; va: string; vb: string } {
+  const lab = new Lab(t)
+  const ns = lab.netns()
+  const [va, vb] = lab.veth()
+  lab.moveTo(va, ns)
+  lab.ipIn(ns, 'link', 'set', 'lo', 'up')
+  lab.ipIn(ns, 'link', 'set', va, 'up')
+  return { lab, ns, va, vb }
+}
+
 interface Action {
   kind: string
   action: string
@@ -45,12 +56,7 @@ interface Action {
 
 t.test('raw Ethernet link in a namespace: cut by interface down, latched across kill -9 and a reboot, reconnected', async (t) => {
   if (!(await requireEthernetLab(t, { cap: true }))) return
-  const lab = new Lab(t)
-  const ns = lab.netns()
-  const [va, vb] = lab.veth()
-  lab.moveTo(va, ns)
-  lab.ipIn(ns, 'link', 'set', 'lo', 'up')
-  lab.ipIn(ns, 'link', 'set', va, 'up')
+  const { lab, ns, va, vb } = vethInNamespace(t)
   await lab.up(vb, [vb])
   const ports = await freeUdpPorts(2)
   const dir = join(shortDir(t), 'a')
@@ -116,12 +122,7 @@ t.test('raw Ethernet link in a namespace: cut by interface down, latched across 
 
 t.test('a wedged LoRa driver does not hold up the cut: radio_off times out, the interface after it is still set down', async (t) => {
   if (!(await requireEthernetLab(t, { cap: true }))) return
-  const lab = new Lab(t)
-  const ns = lab.netns()
-  const [va, vb] = lab.veth()
-  lab.moveTo(va, ns)
-  lab.ipIn(ns, 'link', 'set', 'lo', 'up')
-  lab.ipIn(ns, 'link', 'set', va, 'up')
+  const { lab, ns, va, vb } = vethInNamespace(t)
   const dir = shortDir(t)
   // The companion MCU in a process of its own, on a socat PTY pair.
   const host = join(dir, 'host')
@@ -155,5 +156,4 @@ t.test('a wedged LoRa driver does not hold up the cut: radio_off times out, the 
   t.equal(flagsUp(ns, va), false)
   const rj = json(await cli(['links', '--json', '--socket', g.socket])).links as Array<{ name: string; state: string }>
   t.equal(rj.find((x) => x.name === 'lora0')?.state, 'disconnected', 'latched')
-  void vb
 })

@@ -214,3 +214,13 @@ export async function routeTo(from: Gateway, to: Gateway, ms = 20_000): Promise<
     await c.close()
   }
 }
+
+/** One control-socket call to a gateway (a connection per call). */
+export async function call<T = Record<string, unknown>>(gw: { socket: string }, method: string, params: Record<string, unknown> = {}): Promise<T> {
+  const c = await ControlClient.connect(gw.socket, { timeoutMs: 10_000 })
+  try {
+    return await c.call<T>(method, params)
+  } finally {
+    await c.close()
+  }
+}

@@ -17,19 +17,11 @@ import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ControlClient } from '../../appliance/control/client.js'
-import { cli, json, routeTo, shortDir, startGateway, type Gateway } from '../lib/gateway.js'
+import { call, cli, json, routeTo, shortDir, startGateway, type Gateway } from '../lib/gateway.js'
 import { freeUdpPorts } from '../lib/ports.js'
 import { untilAsync } from '../lib/until.js'
 import { vovEntries } from '../lib/vov-lines.js'
 
-async function call<T = Record<string, unknown>>(gw: Gateway, method: string, params: Record<string, unknown> = {}): Promise<T> {
-  const c = await ControlClient.connect(gw.socket, { timeoutMs: 10_000 })
-  try {
-    return await c.call<T>(method, params)
-  } finally {
-    await c.close()
-  }
-}
 
 interface Inbox {
   messages: Array<{ type: string; from: string; payload_b64: string }>
