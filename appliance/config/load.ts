@@ -10,10 +10,10 @@
 import { isIP } from 'node:net'
 import { hostname } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { LineCounter, Scalar, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YAMLError, type YAMLMap } from 'yaml'
+import { LineCounter, Scalar, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml'
 import { BANDWIDTHS_HZ, DEFAULT_RADIO, REGIONS, radioConfigProblems, regionProblems, type ConfigProblem, type RadioConfig } from '../../drivers/lora/radio.js'
 import { ConfigFileError, type ConfigFileProblem } from './errors.js'
-import { readCapped } from './file.js'
+import { childPath, describe, isNull, quoted, readCapped, sortProblems, suggestKey, yamlMessage } from './file.js'
 import {
   CONTROL_SOCKET_NAME,
   DEFAULTS,
@@ -38,6 +38,8 @@ import {
   type RawIpLinkConfig,
   type UdpLinkConfig,
 } from './schema.js'
+
+export { suggestKey } from './file.js'
 
 /** Largest config file read, bytes. */
 export const MAX_CONFIG_BYTES = 1024 * 1024
@@ -71,102 +73,8 @@ const RADIO_KEYS: Readonly<Record<keyof RadioConfig, string>> = {
   preambleSymbols: 'preamble_symbols',
 }
 
-/** Names people write for keys (the CLI's option names among them) and the key they mean. */
-const KEY_ALIASES: Readonly<Record<string, string>> = {
-  sf: 'spreading_factor',
-  bw: 'bandwidth_khz',
-  cr: 'coding_rate',
-  freq: 'frequency_mhz',
-  power: 'tx_power_dbm',
-  sync: 'sync_word',
-  preamble: 'preamble_symbols',
-  baud: 'baud_rate',
-  bind: 'host',
-  address: 'host',
-  iface: 'interface',
-  dev: 'port',
-  device: 'port',
-  path: 'port',
-  neighbours: 'peers',
-  neighbors: 'peers',
-  multicast: 'group',
-  budget: 'budget_bytes_per_s',
-  ttl: 'ttl_s',
-  interval: 'announce_interval_s',
-  announce_interval: 'announce_interval_s',
-  announce_interval_ms: 'announce_interval_s',
-  hops: 'hop_limit',
-  ttl_ms: 'ttl_s',
-  log_level: 'level',
-  statedir: 'state_dir',
-  runtimedir: 'runtime_dir',
-  timezone: 'time_zone',
-  tz: 'time_zone',
-  policy: 'policy_file',
-  allowlist: 'allow',
-  id: 'node_id',
-  public_key: 'key',
-}
-
 // ---------------------------------------------------------------------------------------------
 // Problems and key paths
-
-/** Edit distance with transpositions (optimal string alignment): `prot` is 1 from `port`. */
-function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)))
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost)
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1)
-      d[i]![j] = v
-    }
-  }
-  return d[a.length]![b.length]!
-}
-
-/** The known key `name` was probably meant to be, if any. */
-export function suggestKey(name: string, keys: readonly string[]): string | undefined {
-  const norm = (s: string) => s.toLowerCase().replace(/[^a-z0-9]/g, '')
-  const alias = KEY_ALIASES[name.toLowerCase()]
-  if (alias !== undefined && keys.includes(alias)) return alias
-  const n = norm(name)
-  if (n.length === 0 || n.length > 64) return undefined
-  let best: string | undefined
-  let bestScore = Infinity
-  for (const k of keys) {
-    const kn = norm(k)
-    if (kn === n) return k
-    let score = editDistance(n, kn)
-    if (score > Math.max(1, Math.floor(kn.length / 3))) score = Infinity
-    // `frequency` for frequency_mhz, `peers_list` for peers.
-    if (n.length >= 3 && (kn.startsWith(n) || n.startsWith(kn))) score = Math.min(score, 0.5)
-    if (score < bestScore) {
-      bestScore = score
-      best = k
-    }
-  }
-  return bestScore === Infinity ? undefined : best
-}
-
-function childPath(path: string, key: string): string {
-  const shown = /^[A-Za-z_][A-Za-z0-9_-]*$/.test(key) ? key : JSON.stringify(key.length > 40 ? key.slice(0, 40) + '…' : key)
-  if (!/^[A-Za-z_]/.test(shown)) return `${path}[${shown}]`
-  return path === '' ? shown : `${path}.${shown}`
-}
-
-/** How a value reads in a message: `"abc"`, `12`, `true`, `a list`, `a mapping`, `nothing`. */
-function describe(node: unknown): string {
-  if (isMap(node)) return 'a mapping'
-  if (isSeq(node)) return 'a list'
-  if (isScalar(node)) {
-    const v = node.value
-    if (v === null || v === undefined) return 'nothing'
-    if (typeof v === 'string') return JSON.stringify(v.length > 60 ? v.slice(0, 60) + '…' : v)
-    return String(v)
-  }
-  return 'nothing'
-}
 
 /** A value and the node to take its line from (the alias where one was used). */
 interface Val {
@@ -211,10 +119,6 @@ class Checker {
 const UNRESOLVED = Symbol('unresolved alias')
 /** Most mappings one mapping may merge in (`<<`), nested merges included. */
 const MAX_MERGES = 64
-
-function isNull(node: unknown): boolean {
-  return node === null || node === undefined || (isScalar(node) && (node.value === null || node.value === undefined))
-}
 
 /**
  * One mapping of the file with the keys it may have. Unknown keys are reported when it is built;
@@ -474,8 +378,6 @@ class Section {
 
 // ---------------------------------------------------------------------------------------------
 // Value checks: a message, or null when the value is good
-
-const quoted = (s: string) => JSON.stringify(s.length > 60 ? s.slice(0, 60) + '…' : s)
 
 /** Linux dev_valid_name(): 1..15 bytes, not . or .., no /, : or whitespace. */
 export function ifnameProblem(s: string): string | null {
@@ -882,23 +784,6 @@ function timeZoneProblem(tz: string): string | null {
 // ---------------------------------------------------------------------------------------------
 // Entry points
 
-function sortProblems(problems: ConfigFileProblem[]): ConfigFileProblem[] {
-  return problems
-    .map((p, i) => ({ p, i }))
-    .sort((a, b) => (a.p.line ?? Infinity) - (b.p.line ?? Infinity) || a.i - b.i)
-    .map(({ p }) => p)
-}
-
-/** A YAML parser error or warning in one line. */
-function yamlMessage(e: YAMLError, text: string): string {
-  if (e.code === 'MULTIPLE_DOCS') return 'YAML: the file holds more than one document (a --- line); a config file is one document'
-  if (e.code === 'DUPLICATE_KEY') {
-    const key = /^[^:\n]{0,60}/.exec(text.slice(e.pos[0]))![0].trim().replace(/^(["'])(.*)\1$/, '$2')
-    return `YAML: the key ${JSON.stringify(key)} appears twice in the same mapping`
-  }
-  return `YAML: ${e.message.split('\n')[0]!}`
-}
-
 /**
  * Parses and validates the text of a config file. `file` names it in problems (as given) and
  * anchors relative paths (its directory). Throws ConfigFileError listing every problem.
@@ -906,7 +791,7 @@ function yamlMessage(e: YAMLError, text: string): string {
 export function parseConfig(text: string, file: string): GatewayConfig {
   const lc = new LineCounter()
   const doc = parseDocument(text.startsWith('\uFEFF') ? text.slice(1) : text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true })
-  const yamlProblems = [...doc.errors, ...doc.warnings].map((e): ConfigFileProblem => ({ path: '', message: yamlMessage(e, text), line: lc.linePos(e.pos[0]).line, file }))
+  const yamlProblems = [...doc.errors, ...doc.warnings].map((e): ConfigFileProblem => ({ path: '', message: yamlMessage(e, text, { document: 'a config file' }), line: lc.linePos(e.pos[0]).line, file }))
   if (yamlProblems.length > 0) throw new ConfigFileError(file, sortProblems(yamlProblems))
   const c = new Checker(doc, lc, file, dirname(resolve(file)))
   const cfg = validate(c, doc.contents)

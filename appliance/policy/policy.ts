@@ -15,10 +15,9 @@
  */
 import { createHash } from 'node:crypto'
 import { basename } from 'node:path'
-import { LineCounter, Scalar, isAlias, isMap, isScalar, isSeq, parseDocument, stringify, type Document, type YAMLError } from 'yaml'
+import { LineCounter, Scalar, isAlias, isMap, isScalar, isSeq, parseDocument, stringify, type Document } from 'yaml'
 import { ConfigFileError, type ConfigFileProblem } from '../config/errors.js'
-import { readCapped } from '../config/file.js'
-import { suggestKey } from '../config/load.js'
+import { childPath, describe, isNull, quoted, readCapped, sortProblems, suggestKey, yamlMessage } from '../config/file.js'
 import { KNOWN_TYPES, packetTypeName } from '../core/wire/constants.js'
 import type { KairoErrorOptions } from '../core/errors.js'
 
@@ -155,31 +154,6 @@ export function typeByName(name: string): number | undefined {
 
 // ---------------------------------------------------------------------------------------------
 // The validator
-
-const quoted = (s: string) => JSON.stringify(s.length > 60 ? s.slice(0, 60) + '…' : s)
-
-function childPath(path: string, key: string): string {
-  const shown = /^[A-Za-z_][A-Za-z0-9_-]*$/.test(key) ? key : JSON.stringify(key.length > 40 ? key.slice(0, 40) + '…' : key)
-  if (!/^[A-Za-z_]/.test(shown)) return `${path}[${shown}]`
-  return path === '' ? shown : `${path}.${shown}`
-}
-
-/** How a value reads in a message: `"abc"`, `12`, `true`, `a list`, `a mapping`, `nothing`. */
-function describe(node: unknown): string {
-  if (isMap(node)) return 'a mapping'
-  if (isSeq(node)) return 'a list'
-  if (isScalar(node)) {
-    const v = node.value
-    if (v === null || v === undefined) return 'nothing'
-    if (typeof v === 'string') return quoted(v)
-    return String(v)
-  }
-  return 'nothing'
-}
-
-function isNull(node: unknown): boolean {
-  return node === null || node === undefined || (isScalar(node) && (node.value === null || node.value === undefined))
-}
 
 const UNRESOLVED = Symbol('unresolved alias')
 
@@ -621,29 +595,6 @@ function defaultName(file: string): string {
 // ---------------------------------------------------------------------------------------------
 // Entry points
 
-/** In file order; beyond MAX_PROBLEMS (a list of 60000 mistyped node IDs), one line counts the rest. */
-function sortProblems(problems: PolicyProblem[]): PolicyProblem[] {
-  const sorted = problems
-    .map((p, i) => ({ p, i }))
-    .sort((a, b) => (a.p.line ?? Infinity) - (b.p.line ?? Infinity) || a.i - b.i)
-    .map(({ p }) => p)
-  if (sorted.length <= MAX_PROBLEMS) return sorted
-  const next = sorted[MAX_PROBLEMS]!
-  return [...sorted.slice(0, MAX_PROBLEMS), { path: '', message: `${sorted.length - MAX_PROBLEMS} more problems from here on are not listed`, line: next.line, file: next.file }]
-}
-
-function yamlMessage(e: YAMLError, text: string, json: boolean): string {
-  const kind = json ? 'JSON' : 'YAML'
-  if (e.code === 'MULTIPLE_DOCS') return `${kind}: the file holds more than one document (a --- line); a policy file is one document`
-  if (e.code === 'DUPLICATE_KEY') {
-    const key = /^[^:\n]{0,60}/.exec(text.slice(e.pos[0]))![0].trim().replace(/^(["'])(.*)\1$/, '$2')
-    return `${kind}: the key ${JSON.stringify(key)} appears twice in the same mapping`
-  }
-  // The parser is recursive; it reports running out of stack as an error of the document.
-  if (/call stack/i.test(e.message)) return `${kind}: the file nests too deeply (lists or mappings inside each other)`
-  return `${kind}: ${e.message.split('\n')[0]!}`
-}
-
 /** 1-based line of character `pos`. */
 function lineAt(text: string, pos: number): number {
   let line = 1
@@ -674,15 +625,15 @@ export function parsePolicy(text: string, file: string): Policy {
   const seen = new Set<string>()
   const syntax: PolicyProblem[] = []
   for (const e of [...doc.errors, ...doc.warnings]) {
-    const p: PolicyProblem = { path: '', message: yamlMessage(e, body, json), line: lc.linePos(e.pos[0]).line, file }
+    const p: PolicyProblem = { path: '', message: yamlMessage(e, body, { document: 'a policy file', kind: json ? 'JSON' : 'YAML', nesting: true }), line: lc.linePos(e.pos[0]).line, file }
     if (seen.has(`${p.line} ${p.message}`)) continue
     seen.add(`${p.line} ${p.message}`)
     syntax.push(p)
   }
-  if (syntax.length > 0) throw new PolicyError(file, sortProblems(syntax))
+  if (syntax.length > 0) throw new PolicyError(file, sortProblems(syntax, MAX_PROBLEMS))
   const c = new Checker(doc, lc, file)
   const policy = validate(c, doc.contents, file, text)
-  if (c.problems.length > 0 || policy === undefined) throw new PolicyError(file, sortProblems(c.problems))
+  if (c.problems.length > 0 || policy === undefined) throw new PolicyError(file, sortProblems(c.problems, MAX_PROBLEMS))
   return policy
 }
 
