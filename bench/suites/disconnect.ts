@@ -33,7 +33,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ControlClient } from '../../appliance/control/client.js'
 import { cycle, startDaemon, summary, type GuestReport } from '../disconnect-lib.js'
@@ -218,7 +218,8 @@ async function rigBench(ctx: BenchContext): Promise<BenchResult[]> {
     if (!existsSync(file)) throw new Error(`the guest ${script} wrote no disconnect.json (exit ${vm.code}); console tail:\n${tail()}`)
     const r = JSON.parse(readFileSync(file, 'utf8')) as GuestReport
     if (r.error !== undefined || vm.code !== 0) throw new Error(`the guest ${script} failed (exit ${vm.code}): ${r.error ?? 'see the console'}; console tail:\n${tail()}`)
-    ctx.progress(`disconnect: in the guest the daemon was ready after ${(r.ready_ms / 1000).toFixed(1)} s; ${r.cycles} + 1 cycles per link took ${(r.cycles_ms / 1000).toFixed(1)} s`)
+    // TCG shares this machine's cores with whatever else runs: the load says how noisy this was.
+    ctx.progress(`disconnect: in the guest the daemon was ready after ${(r.ready_ms / 1000).toFixed(1)} s; ${r.cycles} + 1 cycles per link took ${(r.cycles_ms / 1000).toFixed(1)} s; host load average (1 min) ${loadavg()[0]!.toFixed(2)}`)
     const out: BenchResult[] = []
     for (const kind of ['gpio', 'rfkill'] as const) {
       const l = r.links[kind]
