@@ -1,10 +1,11 @@
 /**
  * What the config file (load.ts) and policy files (../policy/policy.ts) share: reading a file
- * with a size cap, and the helpers of their YAML validators. One copy, so that both kinds of file
- * are read and reported on alike.
+ * with a size cap, the words of their problems, and the walk of their YAML validators
+ * (DocChecker, DocSection: each file's Section only says which entries a mapping has). One copy,
+ * so that both kinds of file are read and reported on alike.
  */
 import { closeSync, openSync, readSync } from 'node:fs'
-import { isMap, isScalar, isSeq, type YAMLError } from 'yaml'
+import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Scalar, type YAMLError, type YAMLMap } from 'yaml'
 import type { KairoErrorOptions } from '../core/errors.js'
 import type { ConfigFileProblem } from './errors.js'
 
@@ -193,4 +194,261 @@ export function sortProblems(problems: ConfigFileProblem[], max = Infinity): Con
   if (sorted.length <= max) return sorted
   const next = sorted[max]!
   return [...sorted.slice(0, max), { path: '', message: `${sorted.length - max} more problems from here on are not listed`, line: next.line, file: next.file }]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Walking the document
+
+/** What an alias whose anchor does not exist stands for (a problem where it is used). */
+export const UNRESOLVED = Symbol('unresolved alias')
+
+/** A value, the node to take its line from (the alias where one was used), and its key path. */
+export interface Val {
+  node: unknown
+  at: unknown
+  path: string
+}
+
+/** Collects the problems of one document, each with its key path and line. */
+export class DocChecker {
+  readonly problems: ConfigFileProblem[] = []
+
+  constructor(
+    readonly doc: Document,
+    readonly lc: LineCounter,
+    readonly file: string,
+    /** The line of a problem whose node has none. */
+    readonly noLine: number | null = null,
+  ) {}
+
+  lineOf(at: unknown): number | null {
+    if (typeof at === 'number') return at
+    const range = (at as { range?: unknown } | null | undefined)?.range
+    if (!Array.isArray(range) || typeof range[0] !== 'number') return null
+    return this.lc.linePos(range[0]).line
+  }
+
+  add(path: string, message: string, at: unknown): void {
+    this.problems.push({ path, message, line: this.lineOf(at) ?? this.noLine, file: this.file })
+  }
+
+  /**
+   * The node an alias stands for; other nodes as they are. An alias whose anchor does not exist
+   * is a problem at `path`, and gives UNRESOLVED.
+   */
+  deref(node: unknown, path: string): unknown {
+    if (!isAlias(node)) return node
+    const target = node.resolve(this.doc)
+    if (target !== undefined) return target
+    this.add(path, `*${node.source} names no anchor: &${node.source} must come before it`, node)
+    return UNRESOLVED
+  }
+}
+
+/** A key of a mapping, as written, and its value node. */
+export interface MapEntry {
+  name: string
+  key: unknown
+  value: unknown
+}
+
+/**
+ * One mapping of a document with the keys it may have. Its entries (a subclass's `entries()`)
+ * are taken in when it is built, unknown keys reported; the typed readers report wrong types and
+ * ranges and return undefined for a bad or absent value.
+ */
+export abstract class DocSection<C extends DocChecker = DocChecker> {
+  /** Keys written, with the key node (also those with an empty value). */
+  protected readonly keyNodes = new Map<string, unknown>()
+  /** Keys with a value. */
+  protected readonly values = new Map<string, Val>()
+  /** Keys whose value was reported as bad. */
+  readonly bad = new Set<string>()
+  /** The section itself is not a mapping (reported): its keys are not "missing". */
+  readonly broken: boolean
+
+  constructor(
+    readonly c: C,
+    readonly path: string,
+    node: unknown,
+    /** Line of the section, for keys that are missing. */
+    readonly at: unknown,
+    readonly keys: readonly string[],
+    /** Keys starting with x- are ignored (a place for &anchors), as in docker-compose files. */
+    extensions = false,
+  ) {
+    this.broken = !isNull(node) && !isMap(node)
+    if (!isMap(node)) return
+    for (const { name, key, value: raw } of this.entries(node)) {
+      if (extensions && name.startsWith('x-')) continue
+      if (!keys.includes(name)) {
+        const hint = suggestKey(name, keys)
+        c.add(childPath(path, name), hint === undefined ? `unknown key (known keys here: ${keys.join(', ')})` : `unknown key (did you mean "${hint}"?)`, key)
+        continue
+      }
+      this.keyNodes.set(name, key)
+      const value = c.deref(raw, childPath(path, name))
+      if (value === UNRESOLVED) this.bad.add(name)
+      else if (!isNull(value)) this.values.set(name, { node: value, at: raw ?? key, path: childPath(path, name) })
+    }
+  }
+
+  /**
+   * The top-level mapping of a document, keys starting with x- allowed; undefined when the
+   * document is empty (the problem `empty`, at line 1) or not a mapping (reported).
+   */
+  static top<C extends DocChecker, S extends DocSection<C>>(
+    this: new (c: C, path: string, node: unknown, at: unknown, keys: readonly string[], extensions?: boolean) => S,
+    c: C,
+    root: unknown,
+    keys: readonly string[],
+    empty: string,
+  ): S | undefined {
+    if (isNull(root)) {
+      c.add('', empty, 1)
+      return undefined
+    }
+    if (!isMap(root)) {
+      c.add('', `the top level must be a mapping of keys (${keys.join(', ')}), got ${describe(root)}`, root)
+      return undefined
+    }
+    return new this(c, '', root, root, keys, true)
+  }
+
+  /** The entries of `map` to take in, in order (taken in as they come); keyName() gives their names. */
+  protected abstract entries(map: YAMLMap): Iterable<MapEntry>
+
+  /** The name of a key node (an alias resolved), or undefined when it has none (reported). */
+  protected keyName(key: unknown): { name: string; node: Scalar } | undefined {
+    const keyNode = this.c.deref(key, this.path)
+    if (keyNode === UNRESOLVED) return undefined
+    if (!isScalar(keyNode) || (keyNode.value !== null && typeof keyNode.value === 'object')) {
+      this.c.add(this.path, `keys must be plain names, got ${describe(keyNode)} as a key`, key)
+      return undefined
+    }
+    return { name: String(keyNode.value), node: keyNode }
+  }
+
+  /** The key is written (maybe with an empty value). */
+  present(key: string): boolean {
+    return this.keyNodes.has(key)
+  }
+
+  keyNode(key: string): unknown {
+    return this.keyNodes.get(key)
+  }
+
+  get(key: string): Val | undefined {
+    return this.values.get(key)
+  }
+
+  pathOf(key: string): string {
+    return childPath(this.path, key)
+  }
+
+  /** Where a problem about `key` points: its value, its key, else the section. */
+  atOf(key: string): unknown {
+    return this.values.get(key)?.at ?? this.keyNodes.get(key) ?? this.at
+  }
+
+  problem(key: string, message: string): undefined {
+    this.bad.add(key)
+    this.c.add(this.pathOf(key), message, this.atOf(key))
+    return undefined
+  }
+
+  missing(key: string, message = 'is required'): undefined {
+    if (this.broken || this.bad.has(key)) return undefined
+    return this.problem(key, message)
+  }
+
+  protected scalar(key: string): { v: unknown; node: unknown } | undefined {
+    const val = this.values.get(key)
+    if (val === undefined) return undefined
+    return { v: isScalar(val.node) ? val.node.value : undefined, node: val.node }
+  }
+
+  string(key: string, opts: { required?: boolean; check?: (s: string) => string | null } = {}): string | undefined {
+    const s = this.scalar(key)
+    if (s === undefined) return opts.required ? this.missing(key) : undefined
+    if (typeof s.v !== 'string') {
+      const quote = typeof s.v === 'number' || typeof s.v === 'boolean' ? ` (quote it if it is meant as text: "${String(s.v)}")` : ''
+      return this.problem(key, `must be text, got ${describe(s.node)}${quote}`)
+    }
+    if (s.v.length === 0) return this.problem(key, 'must not be empty')
+    const bad = opts.check?.(s.v)
+    if (bad) return this.problem(key, bad)
+    return s.v
+  }
+
+  private numeric(key: string, whole: boolean, opts: { required?: boolean }): number | undefined {
+    const s = this.scalar(key)
+    if (s === undefined) return opts.required ? this.missing(key) : undefined
+    const what = whole ? 'a whole number' : 'a number'
+    if (typeof s.v !== 'number') return this.problem(key, `must be ${what}, got ${describe(s.node)}`)
+    if (!Number.isFinite(s.v) || (whole && !Number.isSafeInteger(s.v))) return this.problem(key, `must be ${what}, got ${describe(s.node)}`)
+    return s.v
+  }
+
+  /** A whole number; with `range`, within it (inclusive). */
+  int(key: string, range?: readonly [number, number], opts: { required?: boolean } = {}): number | undefined {
+    const v = this.numeric(key, true, opts)
+    if (v === undefined || range === undefined) return v
+    if (v < range[0] || v > range[1]) return this.problem(key, `${v} is out of range ${range[0]}..${range[1]}`)
+    return v
+  }
+
+  /** A finite number; with `range`, within it (inclusive, or excluding the minimum). */
+  number(key: string, range?: readonly [number, number], opts: { required?: boolean; minExclusive?: boolean } = {}): number | undefined {
+    const v = this.numeric(key, false, opts)
+    if (v === undefined || range === undefined) return v
+    const low = opts.minExclusive ? v <= range[0] : v < range[0]
+    if (opts.minExclusive && (low || v > range[1])) return this.problem(key, `${v} is out of range: more than ${range[0]}, at most ${range[1]}`)
+    if (low || v > range[1]) return this.problem(key, `${v} is out of range ${range[0]}..${range[1]}`)
+    return v
+  }
+
+  bool(key: string): boolean | undefined {
+    const s = this.scalar(key)
+    if (s === undefined) return undefined
+    if (typeof s.v !== 'boolean') return this.problem(key, `must be true or false, got ${describe(s.node)}`)
+    return s.v
+  }
+
+  choice<T extends string>(key: string, values: readonly T[], opts: { required?: boolean } = {}): T | undefined {
+    const s = this.scalar(key)
+    if (s === undefined) return opts.required ? this.missing(key, `is required (one of ${values.join(', ')})`) : undefined
+    if (typeof s.v !== 'string') return this.problem(key, `must be one of ${values.join(', ')}, got ${describe(s.node)}`)
+    const text = s.v
+    if (!(values as readonly string[]).includes(text)) {
+      const hint = values.find((v) => v.toLowerCase() === text.toLowerCase()) ?? suggestKey(text, values)
+      return this.problem(key, `${describe(s.node)} is not one of ${values.join(', ')}${hint === undefined ? '' : ` (did you mean "${hint}"?)`}`)
+    }
+    return text as T
+  }
+
+  /** A nested mapping, of the same class (absent or empty: a section with no keys). Subclasses keep this constructor. */
+  section(key: string, keys: readonly string[]): this {
+    const val = this.values.get(key)
+    const Nested = this.constructor as new (c: C, path: string, node: unknown, at: unknown, keys: readonly string[]) => this
+    // Keys missing from it are reported at its key (`lora:`), not at its first key.
+    const sec = new Nested(this.c, this.pathOf(key), val?.node ?? null, this.keyNodes.get(key) ?? this.at, keys)
+    if (sec.broken) this.problem(key, `must be a mapping (${keys.join(', ')}), got ${describe(val?.node)}`)
+    return sec
+  }
+
+  /** A list: its items (aliases resolved) with their paths; undefined when absent or bad. */
+  list(key: string, opts: { required?: boolean; max?: number } = {}): Val[] | undefined {
+    const val = this.values.get(key)
+    if (val === undefined) return opts.required ? this.missing(key) : undefined
+    if (!isSeq(val.node)) return this.problem(key, `must be a list, got ${describe(val.node)}`)
+    if (opts.max !== undefined && val.node.items.length > opts.max) return this.problem(key, `has ${val.node.items.length} entries; at most ${opts.max}`)
+    const out: Val[] = []
+    for (const [i, item] of val.node.items.entries()) {
+      const path = `${this.pathOf(key)}[${i}]`
+      const node = this.c.deref(item, path)
+      if (node !== UNRESOLVED) out.push({ node, at: item ?? val.at, path })
+    }
+    return out
+  }
 }

@@ -10,10 +10,10 @@
 import { isIP } from 'node:net'
 import { hostname } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { LineCounter, Scalar, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml'
+import { LineCounter, Scalar, isMap, isScalar, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml'
 import { BANDWIDTHS_HZ, DEFAULT_RADIO, REGIONS, radioConfigProblems, regionProblems, type ConfigProblem, type RadioConfig } from '../../drivers/lora/radio.js'
 import { ConfigFileError, type ConfigFileProblem } from './errors.js'
-import { childPath, describe, isNull, quoted, readCapped, sortProblems, suggestKey, yamlMessage } from './file.js'
+import { DocChecker, DocSection, UNRESOLVED, childPath, describe, isNull, quoted, readCapped, sortProblems, yamlMessage, type MapEntry, type Val } from './file.js'
 import {
   CONTROL_SOCKET_NAME,
   DEFAULTS,
@@ -76,107 +76,35 @@ const RADIO_KEYS: Readonly<Record<keyof RadioConfig, string>> = {
 // ---------------------------------------------------------------------------------------------
 // Problems and key paths
 
-/** A value and the node to take its line from (the alias where one was used). */
-interface Val {
-  node: unknown
-  at: unknown
-}
-
-class Checker {
-  readonly problems: ConfigFileProblem[] = []
-
-  constructor(
-    readonly doc: Document,
-    readonly lc: LineCounter,
-    readonly file: string,
-    readonly baseDir: string,
-  ) {}
-
-  lineOf(at: unknown): number | null {
-    if (typeof at === 'number') return at
-    const range = (at as { range?: unknown } | null | undefined)?.range
-    if (!Array.isArray(range) || typeof range[0] !== 'number') return null
-    return this.lc.linePos(range[0]).line
-  }
-
-  add(path: string, message: string, at: unknown): void {
-    this.problems.push({ path, message, line: this.lineOf(at), file: this.file })
-  }
-
-  /**
-   * The node an alias stands for; other nodes as they are. An alias whose anchor does not exist
-   * is a problem at `path`, and gives UNRESOLVED.
-   */
-  deref(node: unknown, path: string): unknown {
-    if (!isAlias(node)) return node
-    const target = node.resolve(this.doc)
-    if (target !== undefined) return target
-    this.add(path, `*${node.source} names no anchor: &${node.source} must come before it`, node)
-    return UNRESOLVED
+/** The config file's checker: relative paths in it are relative to `baseDir`, its directory. */
+class Checker extends DocChecker {
+  constructor(doc: Document, lc: LineCounter, file: string, readonly baseDir: string) {
+    super(doc, lc, file)
   }
 }
 
-const UNRESOLVED = Symbol('unresolved alias')
 /** Most mappings one mapping may merge in (`<<`), nested merges included. */
 const MAX_MERGES = 64
 
-/**
- * One mapping of the file with the keys it may have. Unknown keys are reported when it is built;
- * the typed readers report wrong types and ranges and return undefined for a bad or absent value.
- */
-class Section {
-  /** Keys written, with the key node (also those with an empty value). */
-  private readonly keyNodes = new Map<string, unknown>()
-  /** Keys with a value. */
-  private readonly values = new Map<string, Val>()
-  /** Keys whose value was reported as bad. */
-  readonly bad = new Set<string>()
-  /** The section itself is not a mapping (reported): its keys are not "missing". */
-  readonly broken: boolean
-
-  constructor(
-    readonly c: Checker,
-    readonly path: string,
-    node: unknown,
-    /** Line of the section, for keys that are missing. */
-    readonly at: unknown,
-    readonly keys: readonly string[],
-    /** Keys starting with x- are ignored (a place for &anchors), as in docker-compose files. */
-    extensions = false,
-  ) {
-    this.broken = !isNull(node) && !isMap(node)
-    if (!isMap(node)) return
-    const entries: Array<{ name: string; key: unknown; value: unknown }> = []
-    this.collect(node, new Set(), entries, { visits: 0 })
-    for (const { name, key, value: raw } of entries) {
-      if (extensions && name.startsWith('x-')) continue
-      if (!keys.includes(name)) {
-        const hint = suggestKey(name, keys)
-        c.add(childPath(path, name), hint === undefined ? `unknown key (known keys here: ${keys.join(', ')})` : `unknown key (did you mean "${hint}"?)`, key)
-        continue
-      }
-      this.keyNodes.set(name, key)
-      const value = c.deref(raw, childPath(path, name))
-      if (value === UNRESOLVED) this.bad.add(name)
-      else if (!isNull(value)) this.values.set(name, { node: value, at: raw ?? key })
-    }
+/** One mapping of the file with the keys it may have (DocSection), merge keys (`<<: *anchor`) taken in. */
+class Section extends DocSection<Checker> {
+  protected entries(map: YAMLMap): MapEntry[] {
+    const out: MapEntry[] = []
+    this.collect(map, new Set(), out, { visits: 0 })
+    return out
   }
 
   /**
    * The entries of `map` in order, then those its merge keys (`<<: *anchor`, `<<: [*a, *b]`)
    * bring in: a key written in the mapping wins over a merged one, an earlier merge over a later.
    */
-  private collect(map: YAMLMap, seen: Set<string>, out: Array<{ name: string; key: unknown; value: unknown }>, budget: { visits: number }): void {
+  private collect(map: YAMLMap, seen: Set<string>, out: MapEntry[], budget: { visits: number }): void {
     const merges: unknown[] = []
     for (const pair of map.items) {
-      const keyNode = this.c.deref(pair.key, this.path)
-      if (keyNode === UNRESOLVED) continue
-      if (!isScalar(keyNode) || (keyNode.value !== null && typeof keyNode.value === 'object')) {
-        this.c.add(this.path, `keys must be plain names, got ${describe(keyNode)} as a key`, pair.key)
-        continue
-      }
-      const name = String(keyNode.value)
-      if (name === '<<' && keyNode.type === Scalar.PLAIN) {
+      const k = this.keyName(pair.key)
+      if (k === undefined) continue
+      const { name } = k
+      if (name === '<<' && k.node.type === Scalar.PLAIN) {
         merges.push(pair.value ?? pair.key)
         continue
       }
@@ -203,111 +131,6 @@ class Section {
     }
   }
 
-  /** The key is written (maybe with an empty value). */
-  present(key: string): boolean {
-    return this.keyNodes.has(key)
-  }
-
-  keyNode(key: string): unknown {
-    return this.keyNodes.get(key)
-  }
-
-  get(key: string): Val | undefined {
-    return this.values.get(key)
-  }
-
-  pathOf(key: string): string {
-    return childPath(this.path, key)
-  }
-
-  /** Where a problem about `key` points: its value, its key, else the section. */
-  atOf(key: string): unknown {
-    return this.values.get(key)?.at ?? this.keyNodes.get(key) ?? this.at
-  }
-
-  problem(key: string, message: string): undefined {
-    this.bad.add(key)
-    this.c.add(this.pathOf(key), message, this.atOf(key))
-    return undefined
-  }
-
-  missing(key: string, message = 'is required'): void {
-    if (this.broken || this.bad.has(key)) return
-    this.bad.add(key)
-    this.c.add(this.pathOf(key), message, this.atOf(key))
-  }
-
-  private scalar(key: string): { v: unknown; node: unknown } | undefined {
-    const val = this.values.get(key)
-    if (val === undefined) return undefined
-    return { v: isScalar(val.node) ? val.node.value : undefined, node: val.node }
-  }
-
-  string(key: string, opts: { required?: boolean; check?: (s: string) => string | null } = {}): string | undefined {
-    const s = this.scalar(key)
-    if (s === undefined) {
-      if (opts.required) this.missing(key)
-      return undefined
-    }
-    if (typeof s.v !== 'string') {
-      const quote = isScalar(s.node) && (typeof s.v === 'number' || typeof s.v === 'boolean') ? ` (quote it if it is meant as text: "${String(s.v)}")` : ''
-      return this.problem(key, `must be text, got ${describe(s.node)}${quote}`)
-    }
-    if (s.v.length === 0) return this.problem(key, 'must not be empty')
-    const bad = opts.check?.(s.v)
-    if (bad) return this.problem(key, bad)
-    return s.v
-  }
-
-  private numeric(key: string, whole: boolean, opts: { required?: boolean }): number | undefined {
-    const s = this.scalar(key)
-    if (s === undefined) {
-      if (opts.required) this.missing(key)
-      return undefined
-    }
-    const what = whole ? 'a whole number' : 'a number'
-    if (typeof s.v !== 'number') return this.problem(key, `must be ${what}, got ${describe(s.node)}`)
-    if (!Number.isFinite(s.v) || (whole && !Number.isSafeInteger(s.v))) return this.problem(key, `must be ${what}, got ${describe(s.node)}`)
-    return s.v
-  }
-
-  /** A whole number; with `range`, within it (inclusive). */
-  int(key: string, range?: readonly [number, number], opts: { required?: boolean } = {}): number | undefined {
-    const v = this.numeric(key, true, opts)
-    if (v === undefined || range === undefined) return v
-    if (v < range[0] || v > range[1]) return this.problem(key, `${v} is out of range ${range[0]}..${range[1]}`)
-    return v
-  }
-
-  /** A finite number; with `range`, within it (inclusive, or excluding the minimum). */
-  number(key: string, range?: readonly [number, number], opts: { required?: boolean; minExclusive?: boolean } = {}): number | undefined {
-    const v = this.numeric(key, false, opts)
-    if (v === undefined || range === undefined) return v
-    const low = opts.minExclusive ? v <= range[0] : v < range[0]
-    if (opts.minExclusive && (low || v > range[1])) return this.problem(key, `${v} is out of range: more than ${range[0]}, at most ${range[1]}`)
-    if (low || v > range[1]) return this.problem(key, `${v} is out of range ${range[0]}..${range[1]}`)
-    return v
-  }
-
-  bool(key: string): boolean | undefined {
-    const s = this.scalar(key)
-    if (s === undefined) return undefined
-    if (typeof s.v !== 'boolean') return this.problem(key, `must be true or false, got ${describe(s.node)}`)
-    return s.v
-  }
-
-  choice<T extends string>(key: string, values: readonly T[]): T | undefined {
-    const s = this.scalar(key)
-    if (s === undefined) return undefined
-    if (typeof s.v !== 'string') return this.problem(key, `must be one of ${values.join(', ')}, got ${describe(s.node)}`)
-    const text = s.v
-    if (!(values as readonly string[]).includes(text)) {
-      const hint = values.find((v) => v.toLowerCase() === text.toLowerCase()) ?? suggestKey(text, values)
-      return this.problem(key, `${describe(s.node)} is not one of ${values.join(', ')}${hint === undefined ? '' : ` (did you mean "${hint}"?)`}`)
-    }
-    return text as T
-  }
-
   /** A filesystem path, absolute: relative ones are relative to the config file's directory. */
   fsPath(key: string, opts: { required?: boolean } = {}): string | undefined {
     const s = this.string(key, {
@@ -319,32 +142,6 @@ class Section {
       },
     })
     return s === undefined ? undefined : resolve(this.c.baseDir, s)
-  }
-
-  /** A nested mapping (absent or empty: a section with no keys). */
-  section(key: string, keys: readonly string[]): Section {
-    const val = this.values.get(key)
-    // Keys missing from it are reported at its key (`lora:`), not at its first key.
-    const sec = new Section(this.c, this.pathOf(key), val?.node ?? null, this.keyNodes.get(key) ?? this.at, keys)
-    if (sec.broken) this.problem(key, `must be a mapping (${keys.join(', ')}), got ${describe(val?.node)}`)
-    return sec
-  }
-
-  /** A list: its items with their paths. */
-  list(key: string, opts: { required?: boolean } = {}): Array<Val & { path: string }> | undefined {
-    const val = this.values.get(key)
-    if (val === undefined) {
-      if (opts.required) this.missing(key)
-      return undefined
-    }
-    if (!isSeq(val.node)) return this.problem(key, `must be a list, got ${describe(val.node)}`)
-    const out: Array<Val & { path: string }> = []
-    for (const [i, item] of val.node.items.entries()) {
-      const path = `${this.pathOf(key)}[${i}]`
-      const node = this.c.deref(item, path)
-      if (node !== UNRESOLVED) out.push({ node, at: item ?? val.at, path })
-    }
-    return out
   }
 
   /** A list of strings, each checked; duplicates are problems. */
@@ -547,7 +344,7 @@ function codingRate(s: Section): number | undefined {
   return s.int('coding_rate')
 }
 
-function link(c: Checker, item: Val & { path: string }, claims: Claims): LinkConfig | undefined {
+function link(c: Checker, item: Val, claims: Claims): LinkConfig | undefined {
   const { path } = item
   if (!isMap(item.node)) {
     c.add(path, `must be a mapping with name: and one driver block (${LINK_DRIVERS.join(', ')}), got ${describe(item.node)}`, item.at)
@@ -567,7 +364,7 @@ function link(c: Checker, item: Val & { path: string }, claims: Claims): LinkCon
   if (blocks.length === 0) c.add(path, `needs one driver block: ${LINK_DRIVERS.join(', ')}`, item.at)
   if (blocks.length > 1) c.add(path, `has ${blocks.length} driver blocks (${blocks.join(', ')}); a link has exactly one: make each its own link`, s.keyNode(blocks[1]!))
 
-  const cutItems: Array<Val & { path: string }> = []
+  const cutItems: Array<Val> = []
   const explicitCut = s.present('cut') ? cutList(c, s, cutItems) : undefined
   const common = { name: name ?? '', enabled, budgetBytesPerS, cut: { actions: explicitCut ?? [], configured: explicitCut !== undefined } }
   let out: LinkConfig | undefined
@@ -634,7 +431,7 @@ export function defaultCut(l: LinkConfig): CutActionConfig[] {
 }
 
 /** The link's `cut:` list: each item one action (gpio, rfkill, netdev or radio_off) and an optional timeout_ms. */
-function cutList(c: Checker, s: Section, itemsOut: Array<Val & { path: string }>): CutActionConfig[] | undefined {
+function cutList(c: Checker, s: Section, itemsOut: Array<Val>): CutActionConfig[] | undefined {
   const items = s.list('cut')
   if (items === undefined) return s.bad.has('cut') ? undefined : []
   itemsOut.push(...items)
@@ -692,15 +489,8 @@ function cutList(c: Checker, s: Section, itemsOut: Array<Val & { path: string }>
 }
 
 function validate(c: Checker, root: unknown): GatewayConfig | undefined {
-  if (isNull(root)) {
-    c.add('', 'the file has no settings; it needs at least a links: list (kairo-gw config check --help shows an example)', 1)
-    return undefined
-  }
-  if (!isMap(root)) {
-    c.add('', `the top level must be a mapping of keys (${TOP_KEYS.join(', ')}), got ${describe(root)}`, root)
-    return undefined
-  }
-  const top = new Section(c, '', root, root, TOP_KEYS, true)
+  const top = Section.top(c, root, TOP_KEYS, 'the file has no settings; it needs at least a links: list (kairo-gw config check --help shows an example)')
+  if (top === undefined) return undefined
 
   const nodeSec = top.section('node', NODE_KEYS)
   const name = nodeSec.string('name', { check: nodeNameProblem }) ?? defaultNodeName()

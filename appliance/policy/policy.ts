@@ -15,9 +15,9 @@
  */
 import { createHash } from 'node:crypto'
 import { basename } from 'node:path'
-import { LineCounter, Scalar, isAlias, isMap, isScalar, isSeq, parseDocument, stringify, type Document } from 'yaml'
+import { LineCounter, Scalar, isMap, isScalar, isSeq, parseDocument, stringify, type Document, type YAMLMap } from 'yaml'
 import { ConfigFileError, type ConfigFileProblem } from '../config/errors.js'
-import { childPath, describe, isNull, quoted, readCapped, sortProblems, suggestKey, yamlMessage } from '../config/file.js'
+import { DocChecker, DocSection, UNRESOLVED, childPath, describe, quoted, readCapped, sortProblems, suggestKey, yamlMessage, type MapEntry, type Val } from '../config/file.js'
 import { KNOWN_TYPES, packetTypeName } from '../core/wire/constants.js'
 import type { KairoErrorOptions } from '../core/errors.js'
 
@@ -155,189 +155,30 @@ export function typeByName(name: string): number | undefined {
 // ---------------------------------------------------------------------------------------------
 // The validator
 
-const UNRESOLVED = Symbol('unresolved alias')
-
 /**
  * Walks the document. Aliases cannot make the walk explode: every list the format has is checked
  * against its maximum length before its items are looked at, and only known keys are descended
- * into, so the values looked at are bounded by those maxima whatever the aliases point at.
+ * into, so the values looked at are bounded by those maxima whatever the aliases point at. A
+ * problem whose node has no line is put at line 1.
  */
-class Checker {
-  readonly problems: PolicyProblem[] = []
-
-  constructor(
-    readonly doc: Document,
-    readonly lc: LineCounter,
-    readonly file: string,
-  ) {}
-
-  lineOf(at: unknown): number | null {
-    const range = (at as { range?: unknown } | null | undefined)?.range
-    if (!Array.isArray(range) || typeof range[0] !== 'number') return null
-    return this.lc.linePos(range[0]).line
-  }
-
-  add(path: string, message: string, at: unknown): void {
-    this.problems.push({ path, message, line: this.lineOf(at) ?? 1, file: this.file })
-  }
-
-  /** The node an alias stands for; other nodes as they are. */
-  deref(node: unknown, path: string): unknown {
-    if (!isAlias(node)) return node
-    const target = node.resolve(this.doc)
-    if (target !== undefined) return target
-    this.add(path, `*${node.source} names no anchor: &${node.source} must come before it`, node)
-    return UNRESOLVED
+class Checker extends DocChecker {
+  constructor(doc: Document, lc: LineCounter, file: string) {
+    super(doc, lc, file, 1)
   }
 }
 
-/** A value with the node its line comes from (the alias, where one was used). */
-interface Val {
-  node: unknown
-  at: unknown
-  path: string
-}
-
-/** One mapping of the file and the keys it may have; the readers report and return undefined for bad values. */
-class Section {
-  private readonly keyNodes = new Map<string, unknown>()
-  private readonly values = new Map<string, Val>()
-  readonly bad = new Set<string>()
-
-  constructor(
-    readonly c: Checker,
-    readonly path: string,
-    node: unknown,
-    /** Where problems about missing keys point. */
-    readonly at: unknown,
-    readonly keys: readonly string[],
-    extensions = false,
-  ) {
-    if (!isMap(node)) return
-    for (const pair of node.items) {
-      const keyNode = c.deref(pair.key, path)
-      if (keyNode === UNRESOLVED) continue
-      if (!isScalar(keyNode) || (keyNode.value !== null && typeof keyNode.value === 'object')) {
-        c.add(path, `keys must be plain names, got ${describe(keyNode)} as a key`, pair.key)
-        continue
-      }
-      const name = String(keyNode.value)
-      if (extensions && name.startsWith('x-')) continue
+/** One mapping of the file and the keys it may have (DocSection); merge keys (<<) are problems. */
+class Section extends DocSection<Checker> {
+  protected *entries(map: YAMLMap): Iterable<MapEntry> {
+    for (const pair of map.items) {
+      const name = this.keyName(pair.key)?.name
+      if (name === undefined) continue
       if (name === '<<') {
-        c.add(childPath(path, name), 'merge keys (<<) are not supported in a policy file; write the keys out (anchors and *aliases work for values)', pair.key)
+        this.c.add(childPath(this.path, name), 'merge keys (<<) are not supported in a policy file; write the keys out (anchors and *aliases work for values)', pair.key)
         continue
       }
-      if (!keys.includes(name)) {
-        const hint = suggestKey(name, keys)
-        c.add(childPath(path, name), hint === undefined ? `unknown key (known keys here: ${keys.join(', ')})` : `unknown key (did you mean "${hint}"?)`, pair.key)
-        continue
-      }
-      this.keyNodes.set(name, pair.key)
-      const value = c.deref(pair.value, childPath(path, name))
-      if (value === UNRESOLVED) this.bad.add(name)
-      else if (!isNull(value)) this.values.set(name, { node: value, at: pair.value ?? pair.key, path: childPath(path, name) })
+      yield { name, key: pair.key, value: pair.value }
     }
-  }
-
-  present(key: string): boolean {
-    return this.keyNodes.has(key)
-  }
-
-  get(key: string): Val | undefined {
-    return this.values.get(key)
-  }
-
-  pathOf(key: string): string {
-    return childPath(this.path, key)
-  }
-
-  atOf(key: string): unknown {
-    return this.values.get(key)?.at ?? this.keyNodes.get(key) ?? this.at
-  }
-
-  problem(key: string, message: string): undefined {
-    this.bad.add(key)
-    this.c.add(this.pathOf(key), message, this.atOf(key))
-    return undefined
-  }
-
-  missing(key: string, message = 'is required'): undefined {
-    if (this.bad.has(key)) return undefined
-    return this.problem(key, message)
-  }
-
-  private scalar(key: string): { v: unknown; node: unknown } | undefined {
-    const val = this.values.get(key)
-    if (val === undefined) return undefined
-    return { v: isScalar(val.node) ? val.node.value : undefined, node: val.node }
-  }
-
-  string(key: string, opts: { required?: boolean; check?: (s: string) => string | null } = {}): string | undefined {
-    const s = this.scalar(key)
-    if (s === undefined) return opts.required ? this.missing(key) : undefined
-    if (typeof s.v !== 'string') {
-      const quote = typeof s.v === 'number' || typeof s.v === 'boolean' ? ` (quote it if it is meant as text: "${String(s.v)}")` : ''
-      return this.problem(key, `must be text, got ${describe(s.node)}${quote}`)
-    }
-    if (s.v.length === 0) return this.problem(key, 'must not be empty')
-    const bad = opts.check?.(s.v)
-    if (bad) return this.problem(key, bad)
-    return s.v
-  }
-
-  /** A whole number within range (inclusive). */
-  int(key: string, range: readonly [number, number], opts: { required?: boolean } = {}): number | undefined {
-    const s = this.scalar(key)
-    if (s === undefined) return opts.required ? this.missing(key) : undefined
-    if (typeof s.v !== 'number' || !Number.isSafeInteger(s.v)) return this.problem(key, `must be a whole number, got ${describe(s.node)}`)
-    if (s.v < range[0] || s.v > range[1]) return this.problem(key, `${s.v} is out of range ${range[0]}..${range[1]}`)
-    return s.v
-  }
-
-  /** A number more than range[0], at most range[1]. */
-  positive(key: string, range: readonly [number, number], opts: { required?: boolean } = {}): number | undefined {
-    const s = this.scalar(key)
-    if (s === undefined) return opts.required ? this.missing(key) : undefined
-    if (typeof s.v !== 'number' || !Number.isFinite(s.v)) return this.problem(key, `must be a number, got ${describe(s.node)}`)
-    if (s.v <= range[0] || s.v > range[1]) return this.problem(key, `${s.v} is out of range: more than ${range[0]}, at most ${range[1]}`)
-    return s.v
-  }
-
-  choice<T extends string>(key: string, values: readonly T[], opts: { required?: boolean } = {}): T | undefined {
-    const s = this.scalar(key)
-    if (s === undefined) return opts.required ? this.missing(key, `is required (one of ${values.join(', ')})`) : undefined
-    if (typeof s.v !== 'string') return this.problem(key, `must be one of ${values.join(', ')}, got ${describe(s.node)}`)
-    const text = s.v
-    if (!(values as readonly string[]).includes(text)) {
-      const hint = values.find((v) => v.toLowerCase() === text.toLowerCase()) ?? suggestKey(text, values)
-      return this.problem(key, `${describe(s.node)} is not one of ${values.join(', ')}${hint === undefined ? '' : ` (did you mean "${hint}"?)`}`)
-    }
-    return text as T
-  }
-
-  /** A nested mapping; absent: a section with no keys. */
-  section(key: string, keys: readonly string[]): Section {
-    const val = this.values.get(key)
-    if (val !== undefined && !isMap(val.node)) {
-      this.problem(key, `must be a mapping (${keys.join(', ')}), got ${describe(val.node)}`)
-      return new Section(this.c, this.pathOf(key), null, this.atOf(key), keys)
-    }
-    return new Section(this.c, this.pathOf(key), val?.node ?? null, this.keyNodes.get(key) ?? this.at, keys)
-  }
-
-  /** A list: its items (aliases resolved) with their paths; undefined when absent or not a list. */
-  list(key: string, opts: { max?: number } = {}): Val[] | undefined {
-    const val = this.values.get(key)
-    if (val === undefined) return undefined
-    if (!isSeq(val.node)) return this.problem(key, `must be a list, got ${describe(val.node)}`)
-    if (opts.max !== undefined && val.node.items.length > opts.max) return this.problem(key, `has ${val.node.items.length} entries; at most ${opts.max}`)
-    const out: Val[] = []
-    for (const [i, item] of val.node.items.entries()) {
-      const path = `${this.pathOf(key)}[${i}]`
-      const node = this.c.deref(item, path)
-      if (node !== UNRESOLVED) out.push({ node, at: item ?? val.at, path })
-    }
-    return out
   }
 }
 
@@ -472,7 +313,7 @@ function action(c: Checker, val: Val, forViolation: Violation | null): PolicyAct
         continue
       }
       if (!once('block_peer')) continue
-      const forS = b.positive('for_s', POLICY_LIMITS.blockForS, { required: true })
+      const forS = b.number('for_s', POLICY_LIMITS.blockForS, { required: true, minExclusive: true })
       if (forS === undefined) {
         ok = false
         continue
@@ -489,15 +330,8 @@ function action(c: Checker, val: Val, forViolation: Violation | null): PolicyAct
 const DROP: PolicyAction = Object.freeze({ blockPeerMs: null, disconnectLink: false })
 
 function validate(c: Checker, root: unknown, file: string, text: string): Policy | undefined {
-  if (isNull(root)) {
-    c.add('', 'the file is empty; a policy needs at least version: 1', 1)
-    return undefined
-  }
-  if (!isMap(root)) {
-    c.add('', `the top level must be a mapping of keys (${TOP_KEYS.join(', ')}), got ${describe(root)}`, root)
-    return undefined
-  }
-  const top = new Section(c, '', root, root, TOP_KEYS, true)
+  const top = Section.top(c, root, TOP_KEYS, 'the file is empty; a policy needs at least version: 1')
+  if (top === undefined) return undefined
 
   const versionVal = top.get('version')
   if (versionVal === undefined) top.missing('version', 'is required (version: 1)')
@@ -541,7 +375,7 @@ function validate(c: Checker, root: unknown, file: string, text: string): Policy
       else names.set(qname, item.path)
     }
     const per = q.choice('per', QUOTA_SCOPES, { required: true })
-    const windowS = q.positive('window_s', POLICY_LIMITS.windowS, { required: true })
+    const windowS = q.number('window_s', POLICY_LIMITS.windowS, { required: true, minExclusive: true })
     const messages = q.int('messages', POLICY_LIMITS.messages)
     const bytes = q.int('bytes', POLICY_LIMITS.bytes)
     // Absent and empty (`messages:`) alike: a quota with no limit would count for nothing.
