@@ -65,7 +65,11 @@ void SetAddrStringHelper(const char* key,
 class Pcap : public Nan::ObjectWrap {
   public:
     Nan::Persistent<Function> Emit;
-    Nan::AsyncResource async_res;
+    // kairo: a pointer, made in open() and deleted in cb_close. As a member it was destroyed in
+    // ~Pcap, which runs during garbage collection, and AsyncResource's destructor (EmitDestroy)
+    // must not run there: the daemon crashed with SIGSEGV in ~Pcap after reconnecting a link.
+    // The object is referenced from open() until cb_close, so it is never collected in between.
+    Nan::AsyncResource* async_res;
     bool closing;
     bool handling_packets;
     // kairo: the poll handle was initialised (open() succeeded once); a Cap is opened once.
@@ -82,7 +86,7 @@ class Pcap : public Nan::ObjectWrap {
     char *buffer_data;
     size_t buffer_length;
 
-    Pcap() : async_res("cap:packet") {
+    Pcap() : async_res(nullptr) {
       pcap_handle = nullptr;
       buffer_data = nullptr;
       buffer_length = 0;
@@ -144,7 +148,8 @@ class Pcap : public Nan::ObjectWrap {
         Nan::New<String>("error").ToLocalChecked(),
         Nan::Error(msg)
       };
-      async_res.runInAsyncScope(
+      if (async_res == nullptr) async_res = new Nan::AsyncResource("cap:packet");
+      async_res->runInAsyncScope(
         Nan::New<Object>(persistent()),
         Nan::New<Function>(Emit),
         2,
@@ -171,7 +176,7 @@ class Pcap : public Nan::ObjectWrap {
         Nan::New<Number>(copy_len),
         Nan::New<Boolean>(truncated)
       };
-      obj->async_res.runInAsyncScope(
+      obj->async_res->runInAsyncScope(
         Nan::New<Object>(obj->persistent()),
         Nan::New<Function>(obj->Emit),
         3,
@@ -215,8 +220,14 @@ class Pcap : public Nan::ObjectWrap {
     }
 #else
     static void cb_close(uv_handle_t* handle) {
-      // kairo: libuv no longer uses the handle: the object may now be collected.
+      // kairo: libuv no longer uses the handle: the object may now be collected. Its async
+      // resource goes now, on the loop, not in the destructor during garbage collection.
       Pcap *obj = (Pcap*)handle->data;
+      {
+        Nan::HandleScope scope;
+        delete obj->async_res;
+        obj->async_res = nullptr;
+      }
       obj->Unref();
     }
     static void cb_packets(uv_poll_t* handle, int status, int events) {
@@ -505,6 +516,7 @@ class Pcap : public Nan::ObjectWrap {
       assert(r == 0);
 #endif
 
+      if (obj->async_res == nullptr) obj->async_res = new Nan::AsyncResource("cap:packet");
       obj->Ref();
       info.GetReturnValue().Set(ret);
     }
