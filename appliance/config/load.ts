@@ -467,8 +467,10 @@ function cutList(c: Checker, s: Section, itemsOut: Array<Val>): CutActionConfig[
         const type = r.choice('type', RFKILL_TYPE_NAMES)
         const index = r.int('index', LIMITS.rfkillIndex)
         const name = r.string('name', { check: (v) => (/^[\x21-\x7e]{1,64}$/.test(v) ? null : `${JSON.stringify(v)} is not an rfkill switch name (as in /sys/class/rfkill/rfkillN/name, e.g. phy0 or hci0)`) })
-        if (!r.present('type') && !r.present('index') && !r.present('name') && !r.broken) c.add(e.pathOf('rfkill'), 'needs type:, index: or name: (rfkill list shows them): which switch to block', e.atOf('rfkill'))
-        else if (type !== undefined || index !== undefined || name !== undefined) out.push({ rfkill: { ...(type !== undefined && { type }), ...(index !== undefined && { index }), ...(name !== undefined && { name }) }, timeoutMs })
+        // An empty value (index: with nothing after it) selects nothing either.
+        if (type === undefined && index === undefined && name === undefined) {
+          if (!r.broken && r.bad.size === 0) c.add(e.pathOf('rfkill'), 'needs type:, index: or name: (rfkill list shows them): which switch to block', e.atOf('rfkill'))
+        } else out.push({ rfkill: { ...(type !== undefined && { type }), ...(index !== undefined && { index }), ...(name !== undefined && { name }) }, timeoutMs })
         break
       }
       case 'netdev': {

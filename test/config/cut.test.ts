@@ -85,6 +85,7 @@ t.test('problems name the item, the key and the line', async (t) => {
       - gpio: { chip: gpiochip0, line: 5000 }
       - gpio: { chip: gpiochip0, line: x, value: 2 }
       - rfkill: {}
+      - rfkill: { index: }
       - rfkill: { type: wifi }
       - netdev: { interface: this-name-is-too-long }
       - { gpio: { chip: c, line: l }, netdev: { interface: eth0 } }
@@ -100,14 +101,15 @@ t.test('problems name the item, the key and the line', async (t) => {
       'links[0].cut[1].gpio.line: 5000 is out of range 0..1023 (line 6)',
       'links[0].cut[2].gpio.value: 2 is out of range 0..1 (line 7)',
       'links[0].cut[3].rfkill: needs type:, index: or name: (rfkill list shows them): which switch to block (line 8)',
-      'links[0].cut[4].rfkill.type: "wifi" is not one of all, wlan, bluetooth, uwb, wimax, wwan, gps, fm, nfc (line 9)',
-      'links[0].cut[5].netdev.interface: "this-name-is-too-long" is 21 bytes; an interface name has at most 15 (IFNAMSIZ) (line 10)',
-      'links[0].cut[6]: has 2 actions (gpio, netdev); write each as its own list item, in the order they should run (line 11)',
-      'links[0].cut[7].reboot: unknown key (known keys here: timeout_ms, gpio, rfkill, netdev, radio_off) (line 12)',
-      'links[0].cut[7]: needs one action: gpio, rfkill, netdev, radio_off (line 12)',
-      'links[0].cut[8].radio_off: takes no settings: write "radio_off: {}", got "yes" (line 13)',
-      'links[0].cut[9].timeout_ms: 0 is out of range 1..60000 (line 15)',
-      'links[0].cut[10]: must be a mapping with one action (gpio, rfkill, netdev, radio_off), e.g. {gpio: {chip: gpiochip0, line: lora-power, value: 0}}, got 7 (line 16)',
+      'links[0].cut[4].rfkill: needs type:, index: or name: (rfkill list shows them): which switch to block (line 9)',
+      'links[0].cut[5].rfkill.type: "wifi" is not one of all, wlan, bluetooth, uwb, wimax, wwan, gps, fm, nfc (line 10)',
+      'links[0].cut[6].netdev.interface: "this-name-is-too-long" is 21 bytes; an interface name has at most 15 (IFNAMSIZ) (line 11)',
+      'links[0].cut[7]: has 2 actions (gpio, netdev); write each as its own list item, in the order they should run (line 12)',
+      'links[0].cut[8].reboot: unknown key (known keys here: timeout_ms, gpio, rfkill, netdev, radio_off) (line 13)',
+      'links[0].cut[8]: needs one action: gpio, rfkill, netdev, radio_off (line 13)',
+      'links[0].cut[9].radio_off: takes no settings: write "radio_off: {}", got "yes" (line 14)',
+      'links[0].cut[10].timeout_ms: 0 is out of range 1..60000 (line 16)',
+      'links[0].cut[11]: must be a mapping with one action (gpio, rfkill, netdev, radio_off), e.g. {gpio: {chip: gpiochip0, line: lora-power, value: 0}}, got 7 (line 17)',
     ],
   )
   t.strictSame(problems('links:\n  - name: e\n    ethernet: { interface: eth0 }\n    cut: [ { radio_off: {} } ]\n'), [
