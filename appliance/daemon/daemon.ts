@@ -484,8 +484,10 @@ export async function startDaemon(cfgIn: GatewayConfig, opts: DaemonOptions): Pr
       rejectUnknownParams(params, ['link', 'reason'])
       const link = linkParam(params)
       const reason = param(params, 'reason', 'string', { required: true, pattern: /\S/, expected: 'a reason: what an auditor reads later' })
+      // The cut starts first; the admin entry is signed and written while it runs.
+      const done = forceDisconnect(link, reason, by(ctx), t0)
       admin('disconnect', ctx, { link, reason })
-      return forceDisconnect(link, reason, by(ctx), t0)
+      return done
     },
     reconnect: async (params, ctx) => {
       const t0 = performance.now()
