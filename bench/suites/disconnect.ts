@@ -31,6 +31,7 @@
  * with, or an action the daemon did not observe, fails the suite. When the host lacks root,
  * iproute2 or the `cap` package, the netlink figures are left out likewise.
  */
+import { sweepStale } from '../../test/ethernet/lab.js'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
@@ -69,29 +70,6 @@ function flagsUp(ns: string, ifname: string): boolean {
 
 const PREFIX = 'kbd'
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-/** Removes namespaces (and with them their veth ends) of earlier runs that were killed. */
-function sweepStale(): void {
-  const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? ''
-  for (const line of list.split('\n')) {
-    const m = new RegExp(`^(${PREFIX}(\\d+))\\b`).exec(line)
-    if (m !== null && !pidAlive(Number(m[2]))) spawnSync('ip', ['netns', 'del', m[1]!], { stdio: 'ignore' })
-  }
-  const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout ?? ''
-  for (const line of links.split('\n')) {
-    const m = new RegExp(`^\\d+:\\s+(${PREFIX}(\\d+)[ab])[@:]`).exec(line)
-    if (m !== null && !pidAlive(Number(m[2]))) spawnSync('ip', ['link', 'del', m[1]!], { stdio: 'ignore' })
-  }
-}
-
 async function canLoad(pkg: string): Promise<string | undefined> {
   try {
     await import(pkg)
@@ -111,7 +89,7 @@ async function netlinkBench(ctx: BenchContext): Promise<BenchResult[]> {
   const capWhy = await canLoad('cap')
   if (capWhy !== undefined) return absent(`the raw Ethernet driver needs the npm package cap built against libpcap: ${capWhy}`)
 
-  sweepStale()
+  sweepStale(PREFIX)
   const ns = `${PREFIX}${process.pid}`
   const [va, vb] = [`${ns}a`, `${ns}b`]
   const dir = mkdtempSync(join(tmpdir(), 'kbd-'))

@@ -63,7 +63,7 @@ export function run(cmd: string, args: string[]): string {
   return r.stdout
 }
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
@@ -72,9 +72,12 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Removes veths and namespaces of earlier runs whose process is gone. */
-function sweepStale(): void {
-  const mine = new RegExp(`^${PREFIX}(\\d+)[a-z]`)
+/**
+ * Removes veths and namespaces of earlier runs whose process is gone: those named
+ * `<prefix><pid>…` (default this lab's; the bench uses its own).
+ */
+export function sweepStale(prefix = PREFIX): void {
+  const mine = new RegExp(`^${prefix}(\\d+)`)
   const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout ?? ''
   for (const line of links.split('\n')) {
     const name = /^\d+:\s+([^:@\s]+)/.exec(line)?.[1]
