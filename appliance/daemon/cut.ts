@@ -94,7 +94,7 @@ export class LinkCutter {
       const timeoutMs = cut.actions[i]!.timeoutMs
       const started = performance.now() - t0
       if (a.kind === 'radio_off' && skipRadio) {
-        out.push({ kind: a.kind, action: a.describe, ok: true, observed: what === 'cut' ? 'skipped: the link is not open, so its radio is not driven' : 'radio on again when the link opens', ms: 0, started_ms: round(started), skipped: true } as CutReport['actions'][number])
+        out.push({ kind: a.kind, action: what === 'cut' ? a.describe : a.describeRestore, ok: true, observed: what === 'cut' ? 'skipped: the link is not open, so its radio is not driven' : 'radio on again when the link opens', ms: 0, started_ms: round(started), skipped: true } as CutReport['actions'][number])
         continue
       }
       const o = what === 'cut' ? await a.cut(timeoutMs) : await a.restore(timeoutMs)

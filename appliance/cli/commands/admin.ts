@@ -45,7 +45,7 @@ export function registerAdmin(program: Command): void {
   controlOptions(
     program
       .command('disconnect')
-      .description('take a link out of service now; it stays down (latched) until `kairo-gw reconnect`')
+      .description('cut a link physically now (its cut: actions, each observed); it stays cut (latched) until `kairo-gw reconnect`')
       .argument('<link>', 'the link name, as `kairo-gw links` shows it', parseLinkName)
       .requiredOption('-r, --reason <text>', 'why: recorded in the VoV audit log with who asked', parseReason),
   )
@@ -56,9 +56,9 @@ export function registerAdmin(program: Command): void {
 Examples:
   $ sudo kairo-gw disconnect lora0 --reason 'antenna swap'
   lora0: disconnected at 2026-11-23T01:03:11Z (latched until \`kairo-gw reconnect lora0\`)
-    1. radio_off lora0 (firmware)  ok  2.4 ms  firmware confirmed radio off
-    2. gpio gpiochip0:lora-power=0  ok  0.1 ms  line reads 0
-    3. gpio gpiochip0:lora-reset=0  ok  0.1 ms  line reads 0
+    1. radio_off  ok  2.4 ms  radio off (confirmed by the firmware)
+    2. gpio gpiochip0:lora-power=0  ok  0.1 ms  gpiochip0 line 0 (lora-power) reads 0
+    3. gpio gpiochip0:lora-reset=0  ok  0.1 ms  gpiochip0 line 1 (lora-reset) reads 0
     trigger → last action observed: 2.7 ms
   $ kairo-gw disconnect eth1 --reason 'suspected loop' --json
 
@@ -94,7 +94,7 @@ command line; 1 when the gateway cannot be reached or refuses; 3 when it did not
   controlOptions(
     program
       .command('reconnect')
-      .description('bring a link taken out by `kairo-gw disconnect` back into service')
+      .description('undo a `kairo-gw disconnect`: its cut actions reversed, the latch cleared, the link reopened')
       .argument('<link>', 'the link name, as `kairo-gw links` shows it', parseLinkName),
   )
     .option('--json', "print the gateway's answer as one JSON object", false)
@@ -104,9 +104,9 @@ command line; 1 when the gateway cannot be reached or refuses; 3 when it did not
 Examples:
   $ sudo kairo-gw reconnect lora0
   lora0: opening
-    1. gpio gpiochip0:lora-reset=0  ok  0.1 ms  line reads 1
-    2. gpio gpiochip0:lora-power=0  ok  0.1 ms  line reads 1
-    3. radio_off lora0 (firmware)  skipped  radio on again when the link opens
+    1. gpio gpiochip0:lora-reset=1  ok  0.1 ms  gpiochip0 line 1 (lora-reset) reads 1
+    2. gpio gpiochip0:lora-power=1  ok  0.1 ms  gpiochip0 line 0 (lora-power) reads 1
+    3. radio_on  skipped  radio on again when the link opens
     trigger → last action observed: 0.3 ms
   $ kairo-gw reconnect lora0 --json
 
