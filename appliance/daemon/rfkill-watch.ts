@@ -38,10 +38,13 @@ export async function watchRfkill(opts: {
     for (const lc of opts.links()) {
       const sels = lc.cut.actions.flatMap((a) => ('rfkill' in a ? [a.rfkill as RfkillSelector] : []))
       if (!sels.some((sel) => matches(sel, d))) continue
-      if (was === undefined || was.hard !== d.hard) opts.onHard(lc.name, d)
+      // A switch first seen now (added after the watch began) is reported only if it is hard-blocked.
+      if (was === undefined ? d.hard : was.hard !== d.hard) opts.onHard(lc.name, d)
       if (was?.soft === true && !d.soft) opts.onSoftUnblocked(lc.name, d)
     }
   })
+  rf.on('add', (d: RfkillDevice) => prev.set(d.index, { ...d }))
+  rf.on('remove', (d: RfkillDevice) => prev.delete(d.index))
   rf.on('error', (err: Error) => opts.log.warn('rfkill watch failed', { error: err.message }))
   return { close: () => rf.close() }
 }
